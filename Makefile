@@ -53,3 +53,85 @@ test: lint ## Lint, then run unit, integration, deploy-render and local e2e test
 .PHONY: test-unit
 test-unit: venv ## Run only the unit tests (fast).
 	$(VPY) -m pytest -q tests/unit
+
+##@ Build
+
+DOCKERFILE ?= Dockerfile
+
+.PHONY: image
+image: ## Build the container image $(IMG) with $(CONTAINER_TOOL) (docker or podman).
+	$(CONTAINER_TOOL) build --file $(DOCKERFILE) --tag $(IMG) .
+
+##@ Deployment
+
+# A tool named on the command line or in the environment wins, then one on PATH, then ./bin.
+HELM ?= $(or $(shell command -v helm 2>/dev/null),$(LOCALBIN)/helm)
+KUBECTL ?= $(or $(shell command -v kubectl 2>/dev/null),$(LOCALBIN)/kubectl)
+HADOLINT ?= $(or $(shell command -v hadolint 2>/dev/null),$(LOCALBIN)/hadolint)
+RELEASE ?= connection-flask
+CHART ?= charts/connection-flask
+KUSTOMIZE_OVERLAY ?= deploy/kustomize/overlays/kind
+HELM_VALUES ?=
+DIST ?= dist
+
+.PHONY: manifests
+manifests: $(HELM) $(KUBECTL) ## Render the Helm chart (every ci/*-values.yaml) and every Kustomize overlay into $(DIST)/ for review.
+	rm -rf $(DIST) && mkdir -p $(DIST)/helm $(DIST)/kustomize
+	$(HELM) template $(RELEASE) $(CHART) --namespace $(NAMESPACE) > $(DIST)/helm/default.yaml
+	for v in $(CHART)/ci/*-values.yaml; do \
+	  $(HELM) template $(RELEASE) $(CHART) --namespace $(NAMESPACE) -f $$v > $(DIST)/helm/$$(basename $$v .yaml).yaml; \
+	done
+	$(KUBECTL) kustomize deploy/kustomize/base > $(DIST)/kustomize/base.yaml
+	for o in deploy/kustomize/overlays/*/; do \
+	  $(KUBECTL) kustomize $$o > $(DIST)/kustomize/$$(basename $$o).yaml; \
+	done
+	@ls -1 $(DIST)/helm $(DIST)/kustomize
+
+.PHONY: deploy
+deploy: $(KUBECTL) ## Apply the Kustomize overlay $(KUSTOMIZE_OVERLAY) (default: kind) to the current cluster.
+	$(KUBECTL) apply -k $(KUSTOMIZE_OVERLAY)
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/connection-flask --timeout=120s
+
+.PHONY: undeploy
+undeploy: $(KUBECTL) ## Delete what `make deploy` applied (ignores objects already gone).
+	$(KUBECTL) delete -k $(KUSTOMIZE_OVERLAY) --ignore-not-found=true --wait=true
+
+.PHONY: helm-deploy
+helm-deploy: $(HELM) ## helm upgrade --install release $(RELEASE) into $(NAMESPACE) (HELM_VALUES=-f file to add values).
+	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
+	  --set fullnameOverride=connection-flask --wait --timeout 3m $(HELM_VALUES)
+
+.PHONY: helm-test
+helm-test: $(HELM) ## Run the chart's `helm test` hook pod against the installed release.
+	$(HELM) test $(RELEASE) --namespace $(NAMESPACE) --logs
+
+.PHONY: helm-undeploy
+helm-undeploy: $(HELM) ## helm uninstall release $(RELEASE) from $(NAMESPACE).
+	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE) --ignore-not-found --wait
+
+.PHONY: helm-docs
+helm-docs: ## Regenerate the values table in charts/connection-flask/README.md from values.yaml.
+	$(PYTHON) hack/chart-readme.py --write
+
+.PHONY: lint-deploy
+lint-deploy: $(HELM) $(HADOLINT) ## helm lint --strict the chart and hadolint the Dockerfile.
+	$(HELM) lint --strict $(CHART)
+	$(HADOLINT) $(DOCKERFILE)
+
+##@ Tools
+
+.PHONY: tools
+tools: ## Install pinned helm, kubectl and hadolint into ./bin (sha256-checked; HELM=/KUBECTL=/HADOLINT= set by you wins).
+	$(if $(filter command line environment,$(origin HELM)),HELM=$(HELM)) \
+	$(if $(filter command line environment,$(origin KUBECTL)),KUBECTL=$(KUBECTL)) \
+	$(if $(filter command line environment,$(origin HADOLINT)),HADOLINT=$(HADOLINT)) \
+	LOCALBIN=$(LOCALBIN) PYTHON=$(PYTHON) hack/install-tools.sh helm kubectl hadolint
+
+$(LOCALBIN)/helm:
+	LOCALBIN=$(LOCALBIN) PYTHON=$(PYTHON) hack/install-tools.sh helm
+
+$(LOCALBIN)/kubectl:
+	LOCALBIN=$(LOCALBIN) PYTHON=$(PYTHON) hack/install-tools.sh kubectl
+
+$(LOCALBIN)/hadolint:
+	LOCALBIN=$(LOCALBIN) PYTHON=$(PYTHON) hack/install-tools.sh hadolint
