@@ -25,7 +25,9 @@ class Setting:
 
 # name -> (environment variable, default, help). Order is the README's order.
 _SPEC: dict[str, Setting] = {
-    "entry_ttl": Setting("ENTRY_TTL", 10.0, "Seconds after its last publish an entry stays visible."),
+    "entry_ttl": Setting(
+        "ENTRY_TTL", 10.0, "Seconds after its last publish an entry stays visible."
+    ),
     "purge_grace": Setting(
         "CONNECTION_FLASK_PURGE_GRACE",
         60.0,
@@ -34,7 +36,8 @@ _SPEC: dict[str, Setting] = {
     "debug_level": Setting(
         "CONNECTION_FLASK_DEBUG",
         1,
-        "0 warnings only, 1 timing of publish/lookup, 2 what was published/looked up, 3 request JSON.",
+        "0 warnings only, 1 timing of publish/lookup, 2 what was published/looked up, "
+        "3 request JSON.",
     ),
     "max_body_bytes": Setting(
         "CONNECTION_FLASK_MAX_BODY_BYTES", 4 * 1024 * 1024, "Largest request body accepted (413)."
@@ -134,7 +137,9 @@ class Settings:
         if self.entry_ttl <= 0:
             raise SettingsError(f"ENTRY_TTL must be > 0, got {self.entry_ttl}")
         if self.purge_grace < 0:
-            raise SettingsError(f"CONNECTION_FLASK_PURGE_GRACE must be >= 0, got {self.purge_grace}")
+            raise SettingsError(
+                f"CONNECTION_FLASK_PURGE_GRACE must be >= 0, got {self.purge_grace}"
+            )
         if not 0 <= self.debug_level <= 3:
             raise SettingsError(f"CONNECTION_FLASK_DEBUG must be 0..3, got {self.debug_level}")
         if self.worker_class not in ("gthread", "gevent", "sync"):

@@ -1,0 +1,1 @@
+"""Old module path kept for the original Gunicorn command line."""

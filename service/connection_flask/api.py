@@ -1,0 +1,115 @@
+"""The DAQ endpoints: parse with validation, act on the registry, answer as the contract says."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, request
+
+from connection_flask import validation
+from connection_flask.registry import LimitExceeded
+from connection_flask.state import state
+from connection_flask.validation import Invalid
+
+log = logging.getLogger("connection_flask")
+bp = Blueprint("api", __name__)
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status, mimetype="application/json")
+
+
+def body() -> bytes:
+    data = request.get_data(cache=False)
+    if state().settings.debug_level >= 3:
+        log.debug("%s %s body=%r", request.method, request.path, data)
+    return data
+
+
+def require_write() -> None:
+    validation.check_write_token(request.headers.get("Authorization"), state().settings)
+
+
+@bp.post("/publish")
+def publish() -> Response:
+    st = state()
+    require_write()
+    start = time.perf_counter()
+    req = validation.publish(body(), st.settings)
+    try:
+        result = st.registry.publish(req.partition, req.connections)
+    except LimitExceeded as exc:
+        raise Invalid(str(exc), "registry_full", 429) from None
+    elapsed = time.perf_counter() - start
+    st.registry.record_call("publish", elapsed)
+    st.metrics.published.inc(result.stored)
+    if result.expired_removed:
+        st.metrics.expired.inc(result.expired_removed)
+    log.info(
+        "publish partition=%s connections=%d took %.0f us",
+        req.partition,
+        result.stored,
+        elapsed * 1e6,
+    )
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "published in %s from %s: %s (skipped %d without uid/uri)",
+            req.partition,
+            request.remote_addr,
+            ", ".join(f"{c.uid}={c.uri} [{c.data_type}]" for c in req.connections),
+            req.skipped,
+        )
+    return Response("OK")
+
+
+@bp.route("/getconnection/<partition>", methods=["GET", "POST"])
+def getconnection(partition: str) -> Response:
+    st = state()
+    start = time.perf_counter()
+    req = validation.lookup(body(), st.settings)
+    found = st.registry.lookup(partition, req.matcher, req.data_type)
+    elapsed = time.perf_counter() - start
+    st.registry.record_call("lookup", elapsed)
+    st.metrics.observe_lookup(None if found is None else len(found))
+    log.info(
+        "lookup partition=%s uid_regex=%s found=%s took %.0f us",
+        partition,
+        req.matcher.pattern,
+        "unknown partition" if found is None else len(found),
+        elapsed * 1e6,
+    )
+    if found is None:
+        return json_response({"error": f"partition {partition!r} not found"}, 404)
+    return Response(b"[" + b",".join(found) + b"]", mimetype="application/json")
+
+
+@bp.post("/retract")
+def retract() -> Response:
+    st = state()
+    require_write()
+    req = validation.retract(body(), st.settings)
+    result = st.registry.retract(req.partition, req.uids)
+    log.info("retract partition=%s uids=%d", req.partition, len(req.uids))
+    if not result.partition_found:
+        return json_response({"error": f"partition {req.partition!r} not found"}, 404)
+    if result.missing:
+        missing = ", ".join(result.missing[:10]) + (" ..." if len(result.missing) > 10 else "")
+        return json_response(
+            {"error": f"{len(result.missing)} connection_id(s) not found: {missing}"}, 404
+        )
+    return Response("OK")
+
+
+@bp.post("/retract-partition")
+def retract_partition() -> Response:
+    st = state()
+    require_write()
+    form = request.form.to_dict() if request.mimetype.endswith("form-urlencoded") else None
+    partition = validation.retract_partition(b"" if form is not None else body(), form, st.settings)
+    log.info("retract-partition partition=%s", partition)
+    if not st.registry.retract_partition(partition):
+        return json_response({"error": f"partition {partition!r} not found"}, 404)
+    return Response("OK")

@@ -1,0 +1,94 @@
+"""create_app(settings) factory: wires settings, registry, metrics, logging and blueprints."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from connection_flask import admin, api, ops
+from connection_flask.metrics import Metrics
+from connection_flask.registry import Clock, Registry
+from connection_flask.settings import Settings
+from connection_flask.state import EXTENSION, State, state
+from connection_flask.validation import Invalid
+
+log = logging.getLogger("connection_flask")
+
+_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = time.monotonic) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    registry = Registry(
+        settings.entry_ttl,
+        settings.purge_grace,
+        clock=clock,
+        max_partitions=settings.max_partitions,
+        max_entries_per_partition=settings.max_entries_per_partition,
+    )
+    app.extensions[EXTENSION] = State(settings, registry, Metrics(registry.counts))
+    _configure_logging(settings)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(ops.bp)
+    app.before_request(_start_timer)
+    app.after_request(_observe)
+    app.register_error_handler(Invalid, _invalid)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    return app
+
+
+def _configure_logging(settings: Settings) -> None:
+    # Under Gunicorn, log through its error log so operators find everything in one stream.
+    gunicorn_log = logging.getLogger("gunicorn.error")
+    if gunicorn_log.handlers:
+        log.handlers = list(gunicorn_log.handlers)
+        log.propagate = False
+    log.setLevel(_LEVELS[settings.debug_level])
+
+
+def _start_timer() -> None:
+    g.start = time.perf_counter()
+
+
+def _observe(response: Response) -> Response:
+    endpoint = (request.endpoint or "other").rpartition(".")[2]
+    elapsed = time.perf_counter() - g.get("start", time.perf_counter())
+    state().metrics.observe_request(endpoint, request.method, response.status_code, elapsed)
+    return response
+
+
+def error_response(message: str, status: int) -> Response:
+    return api.json_response({"error": message}, status)
+
+
+def _invalid(exc: Invalid) -> Response:
+    state().metrics.rejected.labels(exc.reason).inc()
+    log.info("rejected %s %s: %s", request.method, request.path, exc.message)
+    return error_response(exc.message, exc.status)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status == 413:
+        state().metrics.rejected.labels("body_too_large").inc()
+        limit = state().settings.max_body_bytes
+        message = f"request body larger than CONNECTION_FLASK_MAX_BODY_BYTES ({limit} bytes)"
+    else:
+        message = exc.description or exc.name
+    response = error_response(message, status)
+    for key, value in exc.get_headers():
+        if key.lower() in ("allow", "www-authenticate"):
+            response.headers[key] = value
+    return response
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unexpected error answering %s %s", request.method, request.path)
+    return error_response("internal error; the server log has the details", 500)

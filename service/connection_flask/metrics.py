@@ -1,0 +1,187 @@
+"""Every Prometheus metric the service exports, defined in one place.
+
+Each app gets its own CollectorRegistry, so tests can build many apps without duplicated series.
+The in-memory registry lives in one Gunicorn worker (the app refuses more), so no multiprocess
+mode is needed: every scrape sees the one process's exact counts.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterator
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from connection_flask import __version__
+from connection_flask.validation import REASONS
+
+# The _created series double the scrape size and no dashboard or alert here reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+PREFIX = "connection_flask"
+
+# Endpoint label values: the view names, plus "other" for unknown routes. Bounded by design.
+ENDPOINTS = (
+    "publish",
+    "getconnection",
+    "retract",
+    "retract_partition",
+    "dump",
+    "stats",
+    "reset_stats",
+    "reset_service",
+    "purge",
+    "healthz",
+    "readyz",
+    "metrics",
+    "other",
+)
+METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+LOOKUP_OUTCOMES = ("hit", "miss", "unknown_partition")
+LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+METRIC_NAMES = frozenset(
+    f"{PREFIX}_{name}"
+    for name in (
+        "requests_total",
+        "request_duration_seconds",
+        "connections_published_total",
+        "lookups_total",
+        "lookup_results_total",
+        "partitions",
+        "stored_entries",
+        "live_entries",
+        "entries_expired_total",
+        "entries_purged_total",
+        "rejected_requests_total",
+        "build_info",
+    )
+)
+
+
+class _RegistryGauges(Collector):
+    """Partitions and entries, counted at scrape time so they are never stale."""
+
+    def __init__(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        partitions, stored, live = self._counts()
+        yield GaugeMetricFamily(f"{PREFIX}_partitions", "Partitions held.", value=partitions)
+        yield GaugeMetricFamily(
+            f"{PREFIX}_stored_entries", "Entries held, expired or not.", value=stored
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_live_entries", "Entries visible to lookups (within ENTRY_TTL).", value=live
+        )
+
+
+class Metrics:
+    def __init__(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        r.register(_RegistryGauges(counts))
+        self.requests = Counter(
+            f"{PREFIX}_requests",
+            "HTTP requests answered, by endpoint, method and status code.",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            f"{PREFIX}_request_duration_seconds",
+            "Time to answer a request, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.published = Counter(
+            f"{PREFIX}_connections_published",
+            "Connections stored by publish calls (republishes included).",
+            registry=r,
+        )
+        self.lookups = Counter(
+            f"{PREFIX}_lookups", "Lookups answered, by outcome.", ["outcome"], registry=r
+        )
+        self.lookup_results = Counter(
+            f"{PREFIX}_lookup_results", "Connections returned by lookups.", registry=r
+        )
+        self.expired = Counter(
+            f"{PREFIX}_entries_expired",
+            "Entries removed automatically after ENTRY_TTL plus the purge grace period.",
+            registry=r,
+        )
+        self.purged = Counter(
+            f"{PREFIX}_entries_purged", "Expired entries removed by /purge.", registry=r
+        )
+        self.rejected = Counter(
+            f"{PREFIX}_rejected_requests",
+            "Requests refused with a 4xx before reaching the registry, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        Gauge(
+            f"{PREFIX}_build_info",
+            "Always 1; the labels say which build is running.",
+            ["version", "python"],
+            registry=r,
+        ).labels(__version__, platform.python_version()).set(1)
+
+        for endpoint in ENDPOINTS:
+            self.latency.labels(endpoint)
+        for outcome in LOOKUP_OUTCOMES:
+            self.lookups.labels(outcome)
+        for reason in REASONS:
+            self.rejected.labels(reason)
+        # Children are cached: labels() takes a lock and hashes on every call.
+        self._request_children: dict[tuple[str, str, int], Counter] = {}
+        self._latency_children = {e: self.latency.labels(e) for e in ENDPOINTS}
+        self._lookup_children = {o: self.lookups.labels(o) for o in LOOKUP_OUTCOMES}
+
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        if endpoint not in self._latency_children:
+            endpoint = "other"
+        if method not in METHODS:
+            method = "other"
+        key = (endpoint, method, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(endpoint, method, status)
+        child.inc()
+        self._latency_children[endpoint].observe(seconds)
+
+    def observe_lookup(self, results: int | None) -> None:
+        if results is None:
+            self._lookup_children["unknown_partition"].inc()
+            return
+        self._lookup_children["hit" if results else "miss"].inc()
+        if results:
+            self.lookup_results.inc(results)

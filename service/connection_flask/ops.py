@@ -1,0 +1,30 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from connection_flask.state import state
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+@bp.get("/live")
+def healthz() -> Response:
+    # Liveness says only that the process answers: a registry problem must not get it killed.
+    return Response("OK", mimetype="text/plain")
+
+
+@bp.get("/readyz")
+@bp.get("/ready")
+def readyz() -> Response:
+    if state().draining.is_set():
+        return Response("draining", 503, mimetype="text/plain")
+    return Response("OK", mimetype="text/plain")
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(state().metrics.registry), mimetype=CONTENT_TYPE_LATEST)

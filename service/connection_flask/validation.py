@@ -1,0 +1,228 @@
+"""Request bodies -> typed values, or an Invalid error carrying a clear 4xx message.
+
+Knows JSON and the contract's shapes; knows nothing of Flask or of the registry's internals.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from connection_flask.matching import Matcher, PatternError, compile_matcher
+from connection_flask.registry import Connection
+from connection_flask.settings import Settings
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+# Bounded label values for connection_flask_rejected_requests_total.
+REASONS = (
+    "invalid_json",
+    "invalid_request",
+    "invalid_regex",
+    "body_too_large",
+    "too_long",
+    "too_many_connections",
+    "registry_full",
+    "unauthorized",
+)
+
+
+class Invalid(Exception):
+    """The request cannot be served as sent. ``reason`` is one of REASONS."""
+
+    def __init__(self, message: str, reason: str = "invalid_request", status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    partition: str
+    connections: list[Connection]
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    matcher: Matcher
+    data_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retract:
+    partition: str
+    uids: list[str]
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise Invalid("request body is empty; expected a JSON object")
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Invalid(f"request body is not valid JSON: {exc}", "invalid_json") from None
+    if not isinstance(value, dict):
+        raise Invalid(f"request body must be a JSON object, not {_kind(value)}")
+    return value
+
+
+def publish(body: bytes, settings: Settings) -> Publish:
+    doc = json_object(body)
+    partition = _partition(doc, settings)
+    conns = _required(doc, "connections", list, "an array")
+    if len(conns) > settings.max_connections_per_publish:
+        raise _too_many(len(conns), settings)
+    out: list[Connection] = []
+    for i, c in enumerate(conns):
+        where = f"connections[{i}]"
+        if not isinstance(c, dict):
+            raise Invalid(f"{where} must be an object, not {_kind(c)}")
+        if "uid" not in c or "uri" not in c:
+            continue  # the contract: such connections are skipped, the rest stored
+        out.append(
+            Connection(
+                uid=_text(c, "uid", settings.max_uid_length, "MAX_UID_LENGTH", where),
+                uri=_text(c, "uri", settings.max_uri_length, "MAX_URI_LENGTH", where),
+                data_type=_text(
+                    c, "data_type", settings.max_data_type_length, "MAX_DATA_TYPE_LENGTH", where
+                ),
+                connection_type=_int(c, "connection_type", where, required=True),
+                capacity=_int(c, "capacity", where, required=False),
+            )
+        )
+    return Publish(partition, out, len(conns) - len(out))
+
+
+def lookup(body: bytes, settings: Settings) -> Lookup:
+    doc = json_object(body)
+    pattern = _required(doc, "uid_regex", str, "a string")
+    data_type = _required(doc, "data_type", str, "a string")
+    if len(pattern) > settings.max_regex_length:
+        raise Invalid(
+            f"uid_regex is {len(pattern)} characters, longer than "
+            f"CONNECTION_FLASK_MAX_REGEX_LENGTH ({settings.max_regex_length})",
+            "too_long",
+        )
+    try:
+        matcher = compile_matcher(pattern)
+    except PatternError as exc:
+        raise Invalid(str(exc), "invalid_regex") from None
+    return Lookup(matcher, data_type)
+
+
+def retract(body: bytes, settings: Settings) -> Retract:
+    doc = json_object(body)
+    partition = _partition(doc, settings)
+    conns = _required(doc, "connections", list, "an array")
+    if len(conns) > settings.max_connections_per_publish:
+        raise _too_many(len(conns), settings)
+    uids = []
+    for i, c in enumerate(conns):
+        where = f"connections[{i}]"
+        if not isinstance(c, dict):
+            raise Invalid(f"{where} must be an object, not {_kind(c)}")
+        uids.append(_required(c, "connection_id", str, "a string", where))
+        if c.get("data_type") is not None and not isinstance(c["data_type"], str):
+            raise Invalid(f"{where}.data_type must be a string, not {_kind(c['data_type'])}")
+    return Retract(partition, uids)
+
+
+def retract_partition(body: bytes, form: dict[str, str] | None, settings: Settings) -> str:
+    """The partition named by a form field (older clients) or a JSON body (newer ones)."""
+    if form is not None and "partition" in form:
+        return _partition(form, settings)
+    if body[:1] not in (b"{", b" ", b"\n", b"\r", b"\t"):
+        fields = parse_qs(body.decode("utf-8", "replace"))
+        if "partition" in fields:
+            return _partition({"partition": fields["partition"][0]}, settings)
+    if not body.strip():
+        raise Invalid("no partition named: send form field 'partition' or {\"partition\": ...}")
+    return _partition(json_object(body), settings)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _required(doc: dict[str, Any], key: str, kind: type, name: str, where: str = "") -> Any:
+    label = f"{where}.{key}" if where else key
+    if key not in doc:
+        raise Invalid(f"missing required key '{label}'")
+    value = doc[key]
+    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+        raise Invalid(f"'{label}' must be {name}, not {_kind(value)}")
+    return value
+
+
+def _partition(doc: dict[str, Any], settings: Settings) -> str:
+    value = _required(doc, "partition", str, "a string")
+    if not value:
+        raise Invalid("'partition' must not be empty")
+    _check_length("partition", value, settings.max_partition_length, "MAX_PARTITION_LENGTH")
+    return str(value)
+
+
+def _text(doc: dict[str, Any], key: str, limit: int, setting: str, where: str) -> str:
+    value = _required(doc, key, str, "a string", where)
+    _check_length(f"{where}.{key}", value, limit, setting)
+    return str(value)
+
+
+def _check_length(label: str, value: str, limit: int, setting: str) -> None:
+    if len(value) > limit:
+        raise Invalid(
+            f"'{label}' is {len(value)} characters, "
+            f"longer than CONNECTION_FLASK_{setting} ({limit})",
+            "too_long",
+        )
+
+
+def _int(doc: dict[str, Any], key: str, where: str, *, required: bool) -> int:
+    if key not in doc and not required:
+        return 0
+    value = _required(doc, key, int, "an integer", where)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise Invalid(f"'{where}.{key}' is out of the 64-bit integer range")
+    return int(value)
+
+
+def _too_many(count: int, settings: Settings) -> Invalid:
+    return Invalid(
+        f"{count} connections in one request, more than "
+        f"CONNECTION_FLASK_MAX_CONNECTIONS_PER_PUBLISH ({settings.max_connections_per_publish})",
+        "too_many_connections",
+    )
+
+
+def check_write_token(authorization: str | None, settings: Settings) -> None:
+    """Writes need 'Authorization: Bearer <token>' when CONNECTION_FLASK_WRITE_TOKEN is set."""
+    expected = settings.write_token
+    if not expected:
+        return
+    scheme, _, given = (authorization or "").partition(" ")
+    # compare_digest: the time taken must not reveal how much of a guess was right.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), expected.encode()
+    ):
+        raise Invalid(
+            "this endpoint needs 'Authorization: Bearer <token>' with the server's write token",
+            "unauthorized",
+            401,
+        )

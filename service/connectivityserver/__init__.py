@@ -1,0 +1,1 @@
+"""Old module path kept for the connectivityserver Gunicorn command line."""
