@@ -1,0 +1,115 @@
+{{/*
+Chart name, truncated to 63 characters (the DNS label limit).
+*/}}
+{{- define "connection-flask.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name. As in `helm create`: a release named like the chart (or containing its
+name) is not repeated, so `helm install connection-flask ...` yields `connection-flask`;
+fullnameOverride keeps that name under any release name.
+*/}}
+{{- define "connection-flask.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version as used by the chart label.
+*/}}
+{{- define "connection-flask.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels.
+*/}}
+{{- define "connection-flask.labels" -}}
+helm.sh/chart: {{ include "connection-flask.chart" . }}
+{{ include "connection-flask.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: dune-daq
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector labels: only name and instance, never anything that changes on upgrade
+(selectors are immutable).
+*/}}
+{{- define "connection-flask.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "connection-flask.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+ServiceAccount name.
+*/}}
+{{- define "connection-flask.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "connection-flask.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image reference: digest wins over tag; the tag defaults to the chart's appVersion.
+*/}}
+{{- define "connection-flask.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the write token ("" when no token is configured).
+*/}}
+{{- define "connection-flask.writeTokenSecretName" -}}
+{{- if .Values.writeToken.existingSecret }}
+{{- .Values.writeToken.existingSecret }}
+{{- else if .Values.writeToken.value }}
+{{- printf "%s-write-token" (include "connection-flask.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The write-token env entry, shared by the Deployment and the helm test pod.
+*/}}
+{{- define "connection-flask.writeTokenEnv" -}}
+{{- $secret := include "connection-flask.writeTokenSecretName" . }}
+{{- if $secret }}
+- name: CONNECTION_FLASK_WRITE_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ .Values.writeToken.secretKey }}
+{{- end }}
+{{- end }}
+
+{{/*
+Namespace for the monitoring objects: their own override, else the release namespace.
+*/}}
+{{- define "connection-flask.monitoringNamespace" -}}
+{{- default .root.Release.Namespace .namespace }}
+{{- end }}
+
+{{/*
+Restricted container security context (Pod Security "restricted" profile).
+*/}}
+{{- define "connection-flask.containerSecurityContext" -}}
+{{- toYaml .Values.securityContext }}
+{{- end }}
