@@ -47,6 +47,16 @@ ENDPOINTS = (
     "other",
 )
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+# Series created at 0 so rates and error ratios exist before the first such request.
+_EXPECTED_REQUESTS = (
+    ("publish", "POST", (200, 400)),
+    ("getconnection", "POST", (200, 400, 404)),
+    ("retract", "POST", (200, 400, 404)),
+    ("retract_partition", "POST", (200, 400, 404)),
+    ("healthz", "GET", (200,)),
+    ("readyz", "GET", (200, 503)),
+    ("metrics", "GET", (200,)),
+)
 LOOKUP_OUTCOMES = ("hit", "miss", "unknown_partition")
 LATENCY_BUCKETS = (
     0.0001,
@@ -162,7 +172,11 @@ class Metrics:
         for reason in REASONS:
             self.rejected.labels(reason)
         # Children are cached: labels() takes a lock and hashes on every call.
-        self._request_children: dict[tuple[str, str, int], Counter] = {}
+        self._request_children: dict[tuple[str, str, int], Counter] = {
+            (endpoint, method, status): self.requests.labels(endpoint, method, status)
+            for endpoint, method, statuses in _EXPECTED_REQUESTS
+            for status in statuses
+        }
         self._latency_children = {e: self.latency.labels(e) for e in ENDPOINTS}
         self._lookup_children = {o: self.lookups.labels(o) for o in LOOKUP_OUTCOMES}
 
