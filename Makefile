@@ -47,7 +47,7 @@ fmt: venv ## Format the code with ruff.
 	$(VENV)/bin/ruff check --fix service tests bench
 
 .PHONY: test
-test: lint ## Lint, then run unit, integration, deploy-render and local e2e tests.
+test: lint tools ## Lint, then run unit, integration, deploy-render and local e2e tests.
 	$(VPY) -m pytest -q -p no:cacheprovider
 
 .PHONY: test-unit
