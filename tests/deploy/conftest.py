@@ -77,13 +77,14 @@ def helm_template(
     return load_all(_helm_template(release, vals, sets))
 
 
-def helm_template_fails(*sets: str, values: Path | None = None) -> str:
-    """Render with bad values; return helm's error text (fails the test if helm accepted them)."""
+def helm_template_fails(*sets: str, values: Path | None = None, flag: str = "--set") -> str:
+    """Render with bad values; return helm's error text (fails the test if helm accepted them).
+    flag="--set-json" passes typed values (--set makes 5.5 a string)."""
     args = [tool("helm"), "template", "connection-flask", str(CHART), "-n", NAMESPACE]
     if values:
         args += ["-f", str(values)]
     for s in sets:
-        args += ["--set", s]
+        args += [flag, s]
     proc = run(*args, check=False)
     if proc.returncode == 0:
         pytest.fail(f"helm accepted {sets}: expected the chart to refuse them")

@@ -132,7 +132,8 @@ def test_the_test_hook_pod_is_not_behind_the_service() -> None:
         assert step in script
     compile(script, "helm-test", "exec")  # the inline check script is valid Python
     # With a write token the test pod sends it.
-    assert env["CONNECTION_FLASK_WRITE_TOKEN"]["secretKeyRef"]["name"] == "connection-flask-write-token"
+    assert env["CONNECTION_FLASK_WRITE_TOKEN"]["secretKeyRef"]["name"] == "connection-flask-auth"
+    assert env["CONNECTION_FLASK_READ_TOKEN"]["secretKeyRef"]["name"] == "connection-flask-auth"
 
 
 def test_image_tag_defaults_to_app_version_and_digest_wins() -> None:
@@ -144,17 +145,25 @@ def test_image_tag_defaults_to_app_version_and_digest_wins() -> None:
     assert image.startswith("registry.example.org/dune/connection-flask@sha256:")
 
 
-def test_write_token_from_a_chart_secret_or_an_existing_one() -> None:
-    assert "CONNECTION_FLASK_WRITE_TOKEN" not in env_of(main_container(one(helm_template(), "Deployment")))
+def test_tokens_from_a_chart_secret_or_existing_ones() -> None:
+    default_env = env_of(main_container(one(helm_template(), "Deployment")))
+    assert "CONNECTION_FLASK_WRITE_TOKEN" not in default_env
+    assert "CONNECTION_FLASK_READ_TOKEN" not in default_env
     docs = helm_template(EVERYTHING)
     secret = one(docs, "Secret")
-    ref = env_of(main_container(one(docs, "Deployment")))["CONNECTION_FLASK_WRITE_TOKEN"]
-    assert ref["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": "write-token"}
-    assert "write-token" in secret["data"]
+    env = env_of(main_container(one(docs, "Deployment")))
+    name = secret["metadata"]["name"]
+    assert env["CONNECTION_FLASK_WRITE_TOKEN"]["secretKeyRef"] == {"name": name, "key": "write-token"}
+    assert env["CONNECTION_FLASK_READ_TOKEN"]["secretKeyRef"] == {"name": name, "key": "read-token"}
+    assert set(secret["data"]) == {"write-token", "read-token"}
     custom = helm_template(CUSTOM, "daq-registry")
     assert not by_kind(custom, "Secret")
-    ref = env_of(main_container(one(custom, "Deployment")))["CONNECTION_FLASK_WRITE_TOKEN"]
-    assert ref["secretKeyRef"] == {"name": "daq-write-token", "key": "token"}
+    env = env_of(main_container(one(custom, "Deployment")))
+    assert env["CONNECTION_FLASK_WRITE_TOKEN"]["secretKeyRef"] == {"name": "daq-write-token", "key": "token"}
+    assert env["CONNECTION_FLASK_READ_TOKEN"]["secretKeyRef"] == {"name": "daq-read-token", "key": "read-token"}
+    # Only the read token inline: the Secret holds that key alone.
+    mixed = helm_template(sets=("readToken.value=r",))
+    assert set(one(mixed, "Secret")["data"]) == {"read-token"}
 
 
 def test_values_reach_the_environment() -> None:
@@ -166,6 +175,7 @@ def test_values_reach_the_environment() -> None:
     assert env["CONNECTION_FLASK_MAX_BODY_BYTES"] == "16777216"  # not 1.6777216e+07
     assert env["CONNECTION_FLASK_WORKER_CLASS"] == "gevent"
     assert env["CONNECTION_FLASK_GRACEFUL_TIMEOUT"] == "40"
+    assert env["CONNECTION_FLASK_DRAIN_SECONDS"] == "2.5"
 
 
 def test_scrape_annotations_on_by_default_and_switchable() -> None:
@@ -275,10 +285,14 @@ def test_schema_is_draft07_and_closed() -> None:
 
 
 def test_termination_grace_must_exceed_drain_time() -> None:
-    err = helm_template_fails("terminationGracePeriodSeconds=25")  # == 20 + 5: too short
+    err = helm_template_fails("terminationGracePeriodSeconds=25")  # == drain 5 + graceful 20
     assert "terminationGracePeriodSeconds" in err
     err = helm_template_fails("gunicorn.gracefulTimeout=40")
     assert "must exceed" in err
+    err = helm_template_fails("lifecycle.preStopSleepSeconds=5")  # 5 + 5 + 20 == 30
+    assert "preStopSleepSeconds (5)" in err
+    err = helm_template_fails("gunicorn.drainSeconds=9.5", flag="--set-json")  # 10 + 20: fractions count
+    assert "drainSeconds (10)" in err
 
 
 def test_bind_port_must_match_the_container_port() -> None:

@@ -91,9 +91,11 @@ def test_production_overlay_adds_pdb_monitor_policy_and_resources() -> None:
     env = {e["name"]: e for e in prod["env"]}
     assert env["CONNECTION_FLASK_DEBUG"]["value"] == "0"
     ref = env["CONNECTION_FLASK_WRITE_TOKEN"]["valueFrom"]["secretKeyRef"]
-    assert ref["name"] == "connection-flask-write-token"
-    # Merging by name must not have duplicated or lost any variable.
-    assert len(prod["env"]) == len(env) == len(main_container(one(kustomize(BASE), "Deployment"))["env"]) + 1
+    assert ref["name"] == "connection-flask-auth"
+    assert env["CONNECTION_FLASK_READ_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "read-token"
+    # Merging by name must not have duplicated or lost any variable: base + the two tokens.
+    base_env = main_container(one(kustomize(BASE), "Deployment"))["env"]
+    assert len(prod["env"]) == len(env) == len(base_env) + 2
     pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     for kind in ("PodDisruptionBudget",):
         assert one(docs, kind)["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()

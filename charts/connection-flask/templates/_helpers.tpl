@@ -76,27 +76,28 @@ Image reference: digest wins over tag; the tag defaults to the chart's appVersio
 {{- end }}
 
 {{/*
-Name of the Secret holding the write token ("" when no token is configured).
+Name of the Secret the chart creates for token values given inline ("" when there are none).
 */}}
-{{- define "connection-flask.writeTokenSecretName" -}}
-{{- if .Values.writeToken.existingSecret }}
-{{- .Values.writeToken.existingSecret }}
-{{- else if .Values.writeToken.value }}
-{{- printf "%s-write-token" (include "connection-flask.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- define "connection-flask.authSecretName" -}}
+{{- if or (and .Values.writeToken.value (not .Values.writeToken.existingSecret)) (and .Values.readToken.value (not .Values.readToken.existingSecret)) }}
+{{- printf "%s-auth" (include "connection-flask.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 
 {{/*
-The write-token env entry, shared by the Deployment and the helm test pod.
+Env entries for the write and read tokens (CONNECTION_FLASK_WRITE_TOKEN / _READ_TOKEN), each from
+its existingSecret or from the chart's Secret; shared by the Deployment and the helm test pod.
 */}}
-{{- define "connection-flask.writeTokenEnv" -}}
-{{- $secret := include "connection-flask.writeTokenSecretName" . }}
-{{- if $secret }}
-- name: CONNECTION_FLASK_WRITE_TOKEN
+{{- define "connection-flask.tokenEnv" -}}
+{{- $chartSecret := include "connection-flask.authSecretName" . }}
+{{- range $env, $token := dict "CONNECTION_FLASK_WRITE_TOKEN" .Values.writeToken "CONNECTION_FLASK_READ_TOKEN" .Values.readToken }}
+{{- if or $token.existingSecret $token.value }}
+- name: {{ $env }}
   valueFrom:
     secretKeyRef:
-      name: {{ $secret }}
-      key: {{ .Values.writeToken.secretKey }}
+      name: {{ $token.existingSecret | default $chartSecret }}
+      key: {{ $token.secretKey }}
+{{- end }}
 {{- end }}
 {{- end }}
 
