@@ -11,7 +11,7 @@ from html import escape
 
 from flask import Blueprint, Response
 
-from connection_flask.api import require_write
+from connection_flask.api import require_read, require_write
 from connection_flask.registry import CallStats
 from connection_flask.state import state
 
@@ -55,6 +55,7 @@ def _stats_page(*, reset: bool) -> str:
 
 @bp.get("/")
 def dump() -> Response:
+    require_read()
     registry = state().registry
     snapshot = registry.snapshot()
     out = ["<h1>Dump of configuration dictionary</h1>", "<h2>Active partitions</h2><p>"]
@@ -95,6 +96,7 @@ def dump() -> Response:
 
 @bp.get("/stats")
 def stats() -> Response:
+    require_read()
     return _html(_stats_page(reset=False))
 
 

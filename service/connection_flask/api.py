@@ -33,6 +33,10 @@ def require_write() -> None:
     validation.check_write_token(request.headers.get("Authorization"), state().settings)
 
 
+def require_read() -> None:
+    validation.check_read_token(request.headers.get("Authorization"), state().settings)
+
+
 @bp.post("/publish")
 def publish() -> Response:
     st = state()
@@ -68,6 +72,7 @@ def publish() -> Response:
 @bp.route("/getconnection/<partition>", methods=["GET", "POST"])
 def getconnection(partition: str) -> Response:
     st = state()
+    require_read()
     start = time.perf_counter()
     req = validation.lookup(body(), st.settings)
     found = st.registry.lookup(partition, req.matcher, req.data_type)

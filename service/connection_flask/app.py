@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.monotoni
         clock=clock,
         max_partitions=settings.max_partitions,
         max_entries_per_partition=settings.max_entries_per_partition,
+        max_entries=settings.max_entries,
     )
     app.extensions[EXTENSION] = State(settings, registry, Metrics(registry.counts))
     _configure_logging(settings)
@@ -71,7 +72,10 @@ def error_response(message: str, status: int) -> Response:
 def _invalid(exc: Invalid) -> Response:
     state().metrics.rejected.labels(exc.reason).inc()
     log.info("rejected %s %s: %s", request.method, request.path, exc.message)
-    return error_response(exc.message, exc.status)
+    response = error_response(exc.message, exc.status)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="connection-flask"'
+    return response
 
 
 def _http_error(exc: HTTPException) -> Response:

@@ -7,6 +7,8 @@ Used as ``gunicorn --config python:connection_flask.gunicorn_conf connection_fla
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from typing import Any
 
 from connection_flask.settings import Settings
@@ -20,7 +22,9 @@ worker_class = _settings.worker_class
 threads = _settings.threads
 worker_connections = _settings.worker_connections
 timeout = _settings.timeout
-graceful_timeout = _settings.graceful_timeout
+# The arbiter kills a worker this long after SIGTERM: the drain period plus the time in-flight
+# requests get once it ends (see post_worker_init).
+graceful_timeout = int(_settings.drain_seconds + _settings.graceful_timeout + 0.999)
 keepalive = _settings.keepalive
 accesslog = _settings.access_log or None
 errorlog = "-"
@@ -35,3 +39,50 @@ control_socket_disable = True
 def on_starting(server: Any) -> None:
     if server.cfg.workers > 1:
         raise SystemExit(MULTI_WORKER_MESSAGE.format(n=server.cfg.workers))
+
+
+# Graceful shutdown. On SIGTERM Gunicorn's arbiter closes its listeners and forwards SIGTERM to
+# the worker, which stops accepting at once: a load balancer probing /readyz would then see
+# connection errors, never a 503, and clients that have not noticed yet would be refused. So the
+# worker's SIGTERM handler is wrapped: it sets State.draining (/readyz answers 503) and the
+# worker keeps serving everything for CONNECTION_FLASK_DRAIN_SECONDS, then Gunicorn's own
+# graceful stop runs: no new connections, in-flight requests get CONNECTION_FLASK_GRACEFUL_TIMEOUT
+# to finish. The process is gone within DRAIN_SECONDS + GRACEFUL_TIMEOUT of the SIGTERM (the
+# arbiter's graceful_timeout above). SIGINT and SIGQUIT still stop at once.
+def post_worker_init(worker: Any) -> None:
+    draining = _draining_event(worker.wsgi)
+    original = signal.getsignal(signal.SIGTERM)
+    if draining is None or not callable(original):
+        return
+    drain = _settings.drain_seconds
+    started = threading.Event()
+
+    def finish(sig: int, frame: Any) -> None:
+        worker.cfg.set("graceful_timeout", _settings.graceful_timeout)
+        original(sig, frame)
+
+    def on_sigterm(sig: int, frame: Any) -> None:
+        draining.set()
+        if started.is_set():
+            return  # the arbiter forwards SIGTERM too: one drain only
+        started.set()
+        worker.log.info("SIGTERM: draining for %.1f s (/readyz answers 503)", drain)
+        if drain <= 0:
+            finish(sig, frame)
+            return
+        timer = threading.Timer(drain, finish, (sig, None))
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.siginterrupt(signal.SIGTERM, False)
+
+
+def _draining_event(wsgi: Any) -> threading.Event | None:
+    """The app's State.draining, or None if Gunicorn is serving some other app."""
+    from connection_flask.state import EXTENSION
+
+    extensions = getattr(wsgi, "extensions", None)
+    holder = extensions.get(EXTENSION) if isinstance(extensions, dict) else None
+    event = getattr(holder, "draining", None)
+    return event if isinstance(event, threading.Event) else None

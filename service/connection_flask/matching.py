@@ -20,6 +20,11 @@ import re2
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a bad pattern is the client's error, answered with a 400
 _RE2_OPTIONS.never_capture = True  # groups are never read back; RE2 is faster without them
+# Memory RE2 may use per compiled pattern (program plus DFA cache; default 8 MiB). Patterns come
+# from anyone who can reach the port and up to 1024 stay cached, so at the default a client could
+# pin ~5 GiB with patterns like \pL{0,400}; at 1 MiB the cache is bounded by ~1 GiB and bigger
+# patterns are refused with a 400 ("pattern too large"). DAQ uid patterns need a few KiB.
+_RE2_OPTIONS.max_mem = 1 << 20
 
 _NO_EXTRA_FLAGS = sre_c.SRE_FLAG_UNICODE  # Python's default for str patterns
 # Python-only syntax; RE2 rejects it and the client deserves to know why.

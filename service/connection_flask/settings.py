@@ -7,6 +7,7 @@ README table, the Helm chart and the tests can all be checked against one list.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -66,10 +67,21 @@ _SPEC: dict[str, Setting] = {
         500_000,
         "Most entries one partition holds (publishes adding more get 429).",
     ),
+    "max_entries": Setting(
+        "CONNECTION_FLASK_MAX_ENTRIES",
+        1_000_000,
+        "Most entries held across all partitions (publishes adding more get 429).",
+    ),
     "write_token": Setting(
         "CONNECTION_FLASK_WRITE_TOKEN",
         "",
         "If set, publish/retract/purge/reset need 'Authorization: Bearer <token>'.",
+    ),
+    "read_token": Setting(
+        "CONNECTION_FLASK_READ_TOKEN",
+        "",
+        "If set, lookups, / and /stats need 'Authorization: Bearer <token>' (this or the write "
+        "token); probes and /metrics stay open.",
     ),
     "bind": Setting("CONNECTION_FLASK_BIND", "0.0.0.0:5000", "Gunicorn listen address."),
     "workers": Setting(
@@ -86,7 +98,12 @@ _SPEC: dict[str, Setting] = {
     "graceful_timeout": Setting(
         "CONNECTION_FLASK_GRACEFUL_TIMEOUT",
         20,
-        "Seconds in-flight requests get to finish after SIGTERM.",
+        "Seconds in-flight requests get to finish once draining ends.",
+    ),
+    "drain_seconds": Setting(
+        "CONNECTION_FLASK_DRAIN_SECONDS",
+        5.0,
+        "Seconds the server keeps serving after SIGTERM with /readyz answering 503.",
     ),
     "keepalive": Setting("CONNECTION_FLASK_KEEPALIVE", 5, "Seconds an idle keep-alive waits."),
     "access_log": Setting(
@@ -98,6 +115,8 @@ _SPEC: dict[str, Setting] = {
         "Gunicorn heartbeat dir; empty means /dev/shm when it exists (tmpfs), else the default.",
     ),
 }
+
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
 ENVIRONMENT_VARIABLES: frozenset[str] = frozenset(s.env for s in _SPEC.values())
 
@@ -121,7 +140,9 @@ class Settings:
     max_regex_length: int = _SPEC["max_regex_length"].default
     max_partitions: int = _SPEC["max_partitions"].default
     max_entries_per_partition: int = _SPEC["max_entries_per_partition"].default
+    max_entries: int = _SPEC["max_entries"].default
     write_token: str = field(default=_SPEC["write_token"].default, repr=False)
+    read_token: str = field(default=_SPEC["read_token"].default, repr=False)
     bind: str = _SPEC["bind"].default
     workers: int = _SPEC["workers"].default
     threads: int = _SPEC["threads"].default
@@ -129,6 +150,7 @@ class Settings:
     worker_connections: int = _SPEC["worker_connections"].default
     timeout: int = _SPEC["timeout"].default
     graceful_timeout: int = _SPEC["graceful_timeout"].default
+    drain_seconds: float = _SPEC["drain_seconds"].default
     keepalive: int = _SPEC["keepalive"].default
     access_log: str = _SPEC["access_log"].default
     worker_tmp_dir: str = _SPEC["worker_tmp_dir"].default
@@ -147,6 +169,15 @@ class Settings:
                 f"CONNECTION_FLASK_WORKER_CLASS must be gthread, gevent or sync, "
                 f"got {self.worker_class!r}"
             )
+        for name in ("write_token", "read_token"):
+            # Secrets mounted from files often end in a newline: it is not part of the token.
+            token = getattr(self, name).strip()
+            object.__setattr__(self, name, token)
+            if token and not _TOKEN_CHARS.fullmatch(token):
+                raise SettingsError(
+                    f"{_SPEC[name].env} must be printable ASCII without spaces "
+                    "(it travels in an HTTP header)"
+                )
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:

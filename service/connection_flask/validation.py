@@ -5,6 +5,7 @@ Knows JSON and the contract's shapes; knows nothing of Flask or of the registry'
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Any
@@ -127,7 +128,9 @@ def retract(body: bytes, settings: Settings) -> Retract:
         where = f"connections[{i}]"
         if not isinstance(c, dict):
             raise Invalid(f"{where} must be an object, not {_kind(c)}")
-        uids.append(_required(c, "connection_id", str, "a string", where))
+        uid = _required(c, "connection_id", str, "a string", where)
+        _check_length(f"{where}.connection_id", uid, settings.max_uid_length, "MAX_UID_LENGTH")
+        uids.append(uid)
         if c.get("data_type") is not None and not isinstance(c["data_type"], str):
             raise Invalid(f"{where}.data_type must be a string, not {_kind(c['data_type'])}")
     return Retract(partition, uids)
@@ -213,16 +216,35 @@ def _too_many(count: int, settings: Settings) -> Invalid:
 
 def check_write_token(authorization: str | None, settings: Settings) -> None:
     """Writes need 'Authorization: Bearer <token>' when CONNECTION_FLASK_WRITE_TOKEN is set."""
-    expected = settings.write_token
-    if not expected:
-        return
-    scheme, _, given = (authorization or "").partition(" ")
-    # compare_digest: the time taken must not reveal how much of a guess was right.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), expected.encode()
-    ):
+    if settings.write_token and not _bearer_matches(authorization, settings.write_token):
         raise Invalid(
-            "this endpoint needs 'Authorization: Bearer <token>' with the server's write token",
+            "this endpoint needs 'Authorization: Bearer <token>' with the server's write token "
+            "(CONNECTION_FLASK_WRITE_TOKEN is set)",
             "unauthorized",
             401,
         )
+
+
+def check_read_token(authorization: str | None, settings: Settings) -> None:
+    """Reads need the read or the write token when CONNECTION_FLASK_READ_TOKEN is set."""
+    if not settings.read_token:
+        return
+    # Both comparisons always run, so the time taken does not say which token was close.
+    read_ok = _bearer_matches(authorization, settings.read_token)
+    write_ok = bool(settings.write_token) and _bearer_matches(authorization, settings.write_token)
+    if not (read_ok or write_ok):
+        raise Invalid(
+            "this endpoint needs 'Authorization: Bearer <token>' with the server's read or write "
+            "token (CONNECTION_FLASK_READ_TOKEN is set)",
+            "unauthorized",
+            401,
+        )
+
+
+def _bearer_matches(authorization: str | None, expected: str) -> bool:
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    # Digests of equal length, compared in constant time: neither how much of a guess was right
+    # nor the token's length shows in the time taken. The token itself is never logged.
+    given_digest = hashlib.sha256(given.strip().encode("utf-8", "surrogatepass")).digest()
+    expected_digest = hashlib.sha256(expected.encode()).digest()
+    return hmac.compare_digest(given_digest, expected_digest) and scheme.lower() == "bearer"

@@ -1,0 +1,195 @@
+"""Graceful shutdown under real Gunicorn: SIGTERM -> /readyz 503 while still serving, in-flight
+requests finish, and the process is gone within CONNECTION_FLASK_DRAIN_SECONDS +
+CONNECTION_FLASK_GRACEFUL_TIMEOUT.
+
+A request is kept "in flight" by sending its headers and only part of its body over a raw socket:
+the worker thread reading it waits for the rest, as it would for a slow client. No debug endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+PUBLISH = orjson.dumps(
+    {
+        "partition": "shutdown",
+        "connections": [
+            {"uid": "inflight", "uri": "tcp://10.0.0.1:1", "data_type": "T", "connection_type": 0}
+        ],
+    }
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Gunicorn:
+    def __init__(self, tmp: Path, drain: float, grace: int) -> None:
+        self.port = _free_port()
+        self.log = tmp / "gunicorn.log"
+        env = {
+            **os.environ,
+            "CONNECTION_FLASK_BIND": f"127.0.0.1:{self.port}",
+            "CONNECTION_FLASK_DRAIN_SECONDS": str(drain),
+            "CONNECTION_FLASK_GRACEFUL_TIMEOUT": str(grace),
+            "CONNECTION_FLASK_THREADS": "4",
+            "CONNECTION_FLASK_ACCESS_LOG": "",
+        }
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    str(BIN / "gunicorn"),
+                    "--config",
+                    "python:connection_flask.gunicorn_conf",
+                    "connection_flask.wsgi:app",
+                ],
+                env=env,
+                cwd=tmp,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 20
+        while self.status("/readyz") != 200:
+            assert self.proc.poll() is None, self.output()
+            assert time.monotonic() < deadline, self.output()
+            time.sleep(0.1)
+
+    def status(self, path: str, data: bytes | None = None, timeout: float = 1.0) -> int | str:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except OSError as exc:
+            return type(exc).__name__
+
+    def start_slow_publish(self) -> socket.socket:
+        """Headers and the first bytes of the body; the rest is for the caller to send."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=15)
+        head = (
+            b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(PUBLISH)
+        )
+        s.sendall(head + PUBLISH[:10])
+        return s
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator[Callable[[float, int], _Gunicorn]]:
+    started: list[_Gunicorn] = []
+
+    def start(drain: float, grace: int) -> _Gunicorn:
+        server = _Gunicorn(tmp_path, drain, grace)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+def _read_status_line(s: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\r\n", 1)[0]
+
+
+def test_sigterm_drains_with_readyz_503_then_finishes_in_flight_and_exits_in_grace(
+    gunicorn: Callable[[float, int], _Gunicorn],
+) -> None:
+    drain, grace = 2.0, 5
+    server = gunicorn(drain, grace)
+    slow = server.start_slow_publish()
+    time.sleep(0.3)  # the worker thread is now inside the request, reading the body
+
+    sigterm = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    assert server.status("/readyz") == 503
+    assert server.status("/ready") == 503
+    # Still serving during the drain: liveness holds and new work is accepted.
+    assert server.status("/healthz") == 200
+    assert server.status("/publish", PUBLISH) == 200
+    assert time.monotonic() - sigterm < drain, "checks above must run inside the drain"
+
+    time.sleep(drain + 0.5 - (time.monotonic() - sigterm))
+    assert server.proc.poll() is None, "exited while a request was still in flight"
+    slow.sendall(PUBLISH[10:])
+    assert _read_status_line(slow) == b"HTTP/1.1 200 OK"
+    slow.close()
+
+    server.proc.wait(timeout=drain + grace + 5)
+    took = time.monotonic() - sigterm
+    assert server.proc.returncode == 0, server.output()
+    assert took < drain + grace, f"exit took {took:.1f}s"
+    assert "draining for 2.0 s" in server.output()
+
+
+def test_request_stuck_past_the_grace_does_not_hold_the_process(
+    gunicorn: Callable[[float, int], _Gunicorn],
+) -> None:
+    drain, grace = 0.5, 2
+    server = gunicorn(drain, grace)
+    stuck = server.start_slow_publish()  # never finished
+    time.sleep(0.3)
+
+    sigterm = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.wait(timeout=drain + grace + 10)
+    took = time.monotonic() - sigterm
+    stuck.close()
+    assert took < drain + grace + 1.5, f"exit took {took:.1f}s"
+    assert took >= drain + grace - 0.5, f"gave up on the in-flight request after {took:.1f}s"
+
+
+def test_second_sigterm_does_not_cut_the_drain_short(
+    gunicorn: Callable[[float, int], _Gunicorn],
+) -> None:
+    # kill(1) on a process group and Kubernetes both deliver SIGTERM to every process: the
+    # worker gets one from the arbiter and one directly. The drain must still last its time.
+    drain, grace = 1.5, 3
+    server = gunicorn(drain, grace)
+    sigterm = time.monotonic()
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    time.sleep(0.2)
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    time.sleep(0.2)
+    assert server.status("/readyz") == 503
+    time.sleep(max(0.0, drain - 0.3 - (time.monotonic() - sigterm)))
+    assert server.status("/readyz") == 503
+    server.proc.wait(timeout=drain + grace + 5)
+    assert drain <= time.monotonic() - sigterm < drain + grace
