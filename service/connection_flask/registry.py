@@ -92,12 +92,21 @@ class _Partition:
     def __init__(self, name: str) -> None:
         self.name = name
         self.entries: dict[str, Entry] = {}
-        # data_type -> sorted uids. Lists are replaced on change, never mutated (see module doc).
-        self.index: dict[str, list[str]] = {}
+        # data_type -> (sorted uids, their entries in the same order). The pair is replaced on
+        # change, never mutated (see module doc), so a lookup reads one consistent snapshot and
+        # walks entries without a dict lookup per uid.
+        self.index: dict[str, tuple[list[str], list[Entry]]] = {}
 
-    def reindex(self, added: dict[str, set[str]], removed: dict[str, set[str]]) -> None:
-        for data_type in added.keys() | removed.keys():
-            uids = self.index.get(data_type, [])
+    def reindex(
+        self,
+        added: dict[str, set[str]],
+        removed: dict[str, set[str]],
+        replaced: Iterable[str] = (),
+    ) -> None:
+        """Rebuild the index of each data_type that gained or lost uids, or whose entries were
+        replaced by new ones (a republish with another uri, connection_type or capacity)."""
+        for data_type in added.keys() | removed.keys() | set(replaced):
+            uids = self.index.get(data_type, ([], []))[0]
             gone = removed.get(data_type)
             if gone:
                 uids = [u for u in uids if u not in gone]
@@ -106,7 +115,8 @@ class _Partition:
                 # Timsort merges the two sorted runs in linear time.
                 uids = sorted(uids + sorted(new))
             if uids:
-                self.index[data_type] = uids
+                entries = self.entries
+                self.index[data_type] = (uids, [entries[u] for u in uids])
             else:
                 self.index.pop(data_type, None)
 
@@ -213,6 +223,7 @@ class Registry:
             self._parts[partition] = part
             added: dict[str, set[str]] = {}
             removed: dict[str, set[str]] = {}
+            replaced: set[str] = set()
             for c in conns:
                 old = entries.get(c.uid)
                 if old is not None and old.same_as(c):
@@ -225,8 +236,10 @@ class Registry:
                     added.setdefault(c.data_type, set()).add(c.uid)
                     if old is not None:
                         removed.setdefault(old.data_type, set()).add(c.uid)
-            if added or removed:
-                part.reindex(added, removed)
+                else:
+                    replaced.add(c.data_type)
+            if added or removed or replaced:
+                part.reindex(added, removed, replaced)
             self._note_sizes(part)
             swept = self._sweep(now, SWEEP_FLOOR + SWEEP_PER_CONNECTION * len(conns))
         return PublishResult(stored=len(conns), expired_removed=swept)
@@ -288,37 +301,31 @@ class Registry:
             if e is None or e.data_type != data_type or e.stamp <= cutoff:
                 return []
             return [e.json]
-        uids = part.index.get(data_type)
-        if not uids:
+        indexed = part.index.get(data_type)
+        if indexed is None:
             return []
+        uids, rows = indexed
         prefix = matcher.prefix
         if prefix:
-            uids = uids[bisect.bisect_left(uids, prefix) : _prefix_end(uids, prefix)]
-        out = []
+            lo, hi = bisect.bisect_left(uids, prefix), _prefix_end(uids, prefix)
+            rows = rows[lo:hi]
         if matcher.any_tail:
             plen, min_tail = len(prefix), matcher.min_tail
-            for uid in uids:
-                e = entries.get(uid)
-                if (
-                    e is not None
-                    and e.stamp > cutoff
-                    and e.data_type == data_type
-                    and len(uid) - plen >= min_tail
-                    and ("\n" not in uid or "\n" not in uid[plen:])
-                ):
-                    out.append(e.json)
-            return out
+            if min_tail == 0:
+                return [
+                    e.json
+                    for e in rows
+                    if e.stamp > cutoff and ("\n" not in (u := e.uid) or "\n" not in u[plen:])
+                ]
+            return [
+                e.json
+                for e in rows
+                if e.stamp > cutoff
+                and len(u := e.uid) - plen >= min_tail
+                and ("\n" not in u or "\n" not in u[plen:])
+            ]
         fullmatch = matcher.regex.fullmatch
-        for uid in uids:
-            e = entries.get(uid)
-            if (
-                e is not None
-                and e.stamp > cutoff
-                and e.data_type == data_type
-                and fullmatch(uid) is not None
-            ):
-                out.append(e.json)
-        return out
+        return [e.json for e in rows if e.stamp > cutoff and fullmatch(e.uid) is not None]
 
     def has_partition(self, partition: str) -> bool:
         return partition in self._parts

@@ -270,3 +270,16 @@ def test_known_difference_open_lower_bound() -> None:
     assert re.fullmatch("x{,2}", "x")
     assert not compile_matcher("x{,2}").matches("x")
     assert compile_matcher("x{0,2}").matches("x")
+
+
+@pytest.mark.parametrize("pattern", ["app.*", ".*", "app[0-9]+", "app1"])
+def test_every_lookup_path_sees_a_republished_uri(pattern: str) -> None:
+    """Literal, prefix, broad and regex lookups all answer the latest publish of a uid."""
+    registry = Registry(ttl=3600, grace=60)
+    registry.publish("p", [Connection("app1", "tcp://old:1", "T", 0)])
+    registry.publish("p", [Connection("app1", "tcp://new:2", "T", 0, capacity=5)])
+    found = registry.lookup("p", compile_matcher(pattern), "T")
+    assert found is not None
+    assert [json.loads(e) for e in found] == [
+        {"uid": "app1", "uri": "tcp://new:2", "connection_type": 0, "data_type": "T", "capacity": 5}
+    ]
