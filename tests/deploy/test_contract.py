@@ -31,10 +31,39 @@ DASHBOARD = CHART / "dashboards" / "connection-flask.json"
 EVERYTHING = CHART / "ci" / "all-enabled-values.yaml"
 # PromQL words that are not metric names.
 PROMQL_WORDS = {
-    "sum", "rate", "irate", "increase", "by", "without", "max", "min", "avg", "count", "on",
-    "ignoring", "group_left", "group_right", "and", "or", "unless", "histogram_quantile",
-    "label_values", "le", "bool", "offset", "topk", "bottomk", "abs", "clamp_min", "vector",
-    "absent", "time", "delta", "deriv", "humanizePercentage", "humanizeDuration",
+    "sum",
+    "rate",
+    "irate",
+    "increase",
+    "by",
+    "without",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "histogram_quantile",
+    "label_values",
+    "le",
+    "bool",
+    "offset",
+    "topk",
+    "bottomk",
+    "abs",
+    "clamp_min",
+    "vector",
+    "absent",
+    "time",
+    "delta",
+    "deriv",
+    "humanizePercentage",
+    "humanizeDuration",
 }
 
 
@@ -129,8 +158,16 @@ def assert_restricted(where: str, spec: Doc) -> None:
         assert isinstance(uid, int) and uid != 0, label
         assert sc.get("seccompProfile", psc.get("seccompProfile"))["type"] == "RuntimeDefault"
     for vol in spec.get("volumes", []):
-        assert set(vol) - {"name"} <= {"emptyDir", "configMap", "secret", "projected",
-                                       "downwardAPI", "persistentVolumeClaim", "ephemeral", "csi"}
+        assert set(vol) - {"name"} <= {
+            "emptyDir",
+            "configMap",
+            "secret",
+            "projected",
+            "downwardAPI",
+            "persistentVolumeClaim",
+            "ephemeral",
+            "csi",
+        }
 
 
 @pytest.mark.parametrize("render", render_ids())
@@ -234,7 +271,9 @@ def test_dashboard_is_valid_grafana_json() -> None:
 def dashboard_exprs() -> list[str]:
     dash = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
-    exprs += [v["query"]["query"] for v in dash["templating"]["list"] if isinstance(v.get("query"), dict)]
+    exprs += [
+        v["query"]["query"] for v in dash["templating"]["list"] if isinstance(v.get("query"), dict)
+    ]
     return exprs
 
 
@@ -244,7 +283,9 @@ def test_dashboard_queries_name_exported_metrics(exported_metrics: set[str]) -> 
         names = metric_names_in(expr)
         assert names, f"no metric found in {expr!r}"
         used |= names
-    assert used <= exported_metrics, f"not exported by the service: {sorted(used - exported_metrics)}"
+    assert used <= exported_metrics, (
+        f"not exported by the service: {sorted(used - exported_metrics)}"
+    )
     # The dashboard shows the service's own metrics, not only process ones.
     assert len({n for n in used if n.startswith("connection_flask_")}) >= 8
 
@@ -265,9 +306,9 @@ def test_alert_expressions_name_exported_metrics(exported_metrics: set[str]) -> 
 
 
 def test_metric_name_extraction_can_fail(exported_metrics: set[str]) -> None:
-    assert metric_names_in('sum by (endpoint) (rate(connection_flask_requestz_total{job="x"}[5m]))') == {
-        "connection_flask_requestz_total"
-    }
+    assert metric_names_in(
+        'sum by (endpoint) (rate(connection_flask_requestz_total{job="x"}[5m]))'
+    ) == {"connection_flask_requestz_total"}
     assert "connection_flask_requestz_total" not in exported_metrics
 
 

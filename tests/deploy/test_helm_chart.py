@@ -55,7 +55,10 @@ def test_every_ci_values_file_renders_the_service_clients_expect(values: Path) -
     assert svc["spec"]["type"] == "ClusterIP"
     [port] = svc["spec"]["ports"]
     assert (port["name"], port["port"], port["targetPort"], port["protocol"]) == (
-        "http", 5000, "http", "TCP"
+        "http",
+        5000,
+        "http",
+        "TCP",
     )
     deploy = one(docs, "Deployment")
     # The Service's selector picks exactly the Deployment's pods and the Deployment selects them.
@@ -153,14 +156,23 @@ def test_tokens_from_a_chart_secret_or_existing_ones() -> None:
     secret = one(docs, "Secret")
     env = env_of(main_container(one(docs, "Deployment")))
     name = secret["metadata"]["name"]
-    assert env["CONNECTION_FLASK_WRITE_TOKEN"]["secretKeyRef"] == {"name": name, "key": "write-token"}
+    assert env["CONNECTION_FLASK_WRITE_TOKEN"]["secretKeyRef"] == {
+        "name": name,
+        "key": "write-token",
+    }
     assert env["CONNECTION_FLASK_READ_TOKEN"]["secretKeyRef"] == {"name": name, "key": "read-token"}
     assert set(secret["data"]) == {"write-token", "read-token"}
     custom = helm_template(CUSTOM, "daq-registry")
     assert not by_kind(custom, "Secret")
     env = env_of(main_container(one(custom, "Deployment")))
-    assert env["CONNECTION_FLASK_WRITE_TOKEN"]["secretKeyRef"] == {"name": "daq-write-token", "key": "token"}
-    assert env["CONNECTION_FLASK_READ_TOKEN"]["secretKeyRef"] == {"name": "daq-read-token", "key": "read-token"}
+    assert env["CONNECTION_FLASK_WRITE_TOKEN"]["secretKeyRef"] == {
+        "name": "daq-write-token",
+        "key": "token",
+    }
+    assert env["CONNECTION_FLASK_READ_TOKEN"]["secretKeyRef"] == {
+        "name": "daq-read-token",
+        "key": "read-token",
+    }
     # Only the read token inline: the Secret holds that key alone.
     mixed = helm_template(sets=("readToken.value=r",))
     assert set(one(mixed, "Secret")["data"]) == {"read-token"}
@@ -186,7 +198,9 @@ def test_scrape_annotations_on_by_default_and_switchable() -> None:
         "prometheus.io/path": "/metrics",
     }
     custom = one(helm_template(CUSTOM, "daq-registry"), "Deployment")
-    assert "prometheus.io/scrape" not in (custom["spec"]["template"]["metadata"].get("annotations") or {})
+    assert "prometheus.io/scrape" not in (
+        custom["spec"]["template"]["metadata"].get("annotations") or {}
+    )
 
 
 def test_service_account_token_is_not_mounted() -> None:
@@ -196,7 +210,9 @@ def test_service_account_token_is_not_mounted() -> None:
             assert sa["automountServiceAccountToken"] is False
         spec = one(docs, "Deployment")["spec"]["template"]["spec"]
         assert spec["automountServiceAccountToken"] is False
-        assert spec["serviceAccountName"] in {sa["metadata"]["name"] for sa in by_kind(docs, "ServiceAccount")}
+        assert spec["serviceAccountName"] in {
+            sa["metadata"]["name"] for sa in by_kind(docs, "ServiceAccount")
+        }
 
 
 def test_single_replica_recreate() -> None:
@@ -214,7 +230,8 @@ def test_network_policy_opens_only_the_http_port_and_admits_the_test_pod() -> No
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     test_pod_labels = one(docs, "Pod")["metadata"]["labels"]
     assert any(
-        "podSelector" in peer and peer["podSelector"]["matchLabels"].items() <= test_pod_labels.items()
+        "podSelector" in peer
+        and peer["podSelector"]["matchLabels"].items() <= test_pod_labels.items()
         for peer in rule["from"]
     )
     pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
@@ -291,7 +308,9 @@ def test_termination_grace_must_exceed_drain_time() -> None:
     assert "must exceed" in err
     err = helm_template_fails("lifecycle.preStopSleepSeconds=5")  # 5 + 5 + 20 == 30
     assert "preStopSleepSeconds (5)" in err
-    err = helm_template_fails("gunicorn.drainSeconds=9.5", flag="--set-json")  # 10 + 20: fractions count
+    err = helm_template_fails(
+        "gunicorn.drainSeconds=9.5", flag="--set-json"
+    )  # 10 + 20: fractions count
     assert "drainSeconds (10)" in err
 
 

@@ -47,9 +47,10 @@ def test_renders_service_in_namespace(path: Path) -> None:
     assert svc["spec"]["selector"].items() <= pod_labels.items()
     assert deploy["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
     assert deploy["spec"]["replicas"] == 1
-    assert deploy["spec"]["template"]["spec"]["serviceAccountName"] == one(
-        docs, "ServiceAccount"
-    )["metadata"]["name"]
+    assert (
+        deploy["spec"]["template"]["spec"]["serviceAccountName"]
+        == one(docs, "ServiceAccount")["metadata"]["name"]
+    )
     assert one(docs, "ServiceAccount")["automountServiceAccountToken"] is False
     # Concrete resources in every render, including the base.
     res = main_container(deploy)["resources"]
@@ -99,7 +100,10 @@ def test_production_overlay_adds_pdb_monitor_policy_and_resources() -> None:
     pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     for kind in ("PodDisruptionBudget",):
         assert one(docs, kind)["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
-    assert one(docs, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert (
+        one(docs, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"].items()
+        <= pod_labels.items()
+    )
 
 
 def test_servicemonitor_points_at_the_service_port_by_name() -> None:

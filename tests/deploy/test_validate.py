@@ -12,7 +12,10 @@ import yaml
 from tests.deploy.conftest import CHART, Doc, render_ids
 
 OLDEST, NEWEST = "1.29.0", "1.37.0"
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
+CRD_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 
 
 def test_versions_agree_with_chart_kube_version() -> None:
@@ -20,8 +23,12 @@ def test_versions_agree_with_chart_kube_version() -> None:
     match = re.fullmatch(r">=\s*(\d+\.\d+)\.0(-0)?", kube_version)
     assert match, f"kubeVersion {kube_version!r} is not the '>=X.Y.0-0' form the tests assume"
     assert match.group(1) == OLDEST.rsplit(".", 1)[0]
-    newest_installed = kubernetes_validate.utils.major_minor(kubernetes_validate.utils.latest_version())
-    assert NEWEST.rsplit(".", 1)[0] == newest_installed, "validate against the newest schema installed"
+    newest_installed = kubernetes_validate.utils.major_minor(
+        kubernetes_validate.utils.latest_version()
+    )
+    assert NEWEST.rsplit(".", 1)[0] == newest_installed, (
+        "validate against the newest schema installed"
+    )
 
 
 @pytest.mark.parametrize("version", [OLDEST, NEWEST])
@@ -36,23 +43,35 @@ def test_kubernetes_schema(renders: dict[str, list[Doc]], render: str, version: 
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as err:
-            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for {version}: {err.message} at {list(err.path)}")
+            where = f"{doc['kind']}/{doc['metadata']['name']}"
+            pytest.fail(f"{where} invalid for {version}: {err.message} at {list(err.path)}")
         checked += 1
     assert checked >= 4
 
 
 def test_validator_can_fail() -> None:
-    bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
-           "spec": {"ports": [{"port": "five thousand"}], "bogusField": 1}}
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "x"},
+        "spec": {"ports": [{"port": "five thousand"}], "bogusField": 1},
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, NEWEST, strict=True)
 
 
 def _crds(renders: dict[str, list[Doc]]) -> list[tuple[str, Doc]]:
-    return [(k, d) for k, docs in renders.items() for d in docs if (d["apiVersion"], d["kind"]) in CRD_KINDS]
+    return [
+        (k, d)
+        for k, docs in renders.items()
+        for d in docs
+        if (d["apiVersion"], d["kind"]) in CRD_KINDS
+    ]
 
 
-DURATION = re.compile(r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$")
+DURATION = re.compile(
+    r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+)
 
 
 def check_service_monitor(d: Doc) -> None:
@@ -62,17 +81,39 @@ def check_service_monitor(d: Doc) -> None:
     assert isinstance(spec["selector"], dict) and spec["selector"].get("matchLabels")
     assert spec["endpoints"], "no endpoints"
     for ep in spec["endpoints"]:
-        assert set(ep) <= {"port", "path", "scheme", "interval", "scrapeTimeout", "honorLabels",
-                           "relabelings", "metricRelabelings", "targetPort", "bearerTokenSecret",
-                           "tlsConfig", "params", "followRedirects"}, ep
+        assert set(ep) <= {
+            "port",
+            "path",
+            "scheme",
+            "interval",
+            "scrapeTimeout",
+            "honorLabels",
+            "relabelings",
+            "metricRelabelings",
+            "targetPort",
+            "bearerTokenSecret",
+            "tlsConfig",
+            "params",
+            "followRedirects",
+        }, ep
         assert isinstance(ep.get("port"), str)
         for dur in ("interval", "scrapeTimeout"):
             if dur in ep:
                 assert DURATION.match(ep[dur]), ep[dur]
         for relabel in ep.get("metricRelabelings", []) + ep.get("relabelings", []):
-            assert relabel.get("action", "replace") in {"replace", "keep", "drop", "keepequal", "dropequal",
-                                                         "hashmod", "labelmap", "labeldrop", "labelkeep",
-                                                         "lowercase", "uppercase"}
+            assert relabel.get("action", "replace") in {
+                "replace",
+                "keep",
+                "drop",
+                "keepequal",
+                "dropequal",
+                "hashmod",
+                "labelmap",
+                "labeldrop",
+                "labelkeep",
+                "lowercase",
+                "uppercase",
+            }
     if "namespaceSelector" in spec:
         assert isinstance(spec["namespaceSelector"].get("matchNames", []), list)
 
