@@ -135,3 +135,24 @@ $(LOCALBIN)/kubectl:
 
 $(LOCALBIN)/hadolint:
 	LOCALBIN=$(LOCALBIN) PYTHON=$(PYTHON) hack/install-tools.sh hadolint
+
+##@ Benchmark
+
+# wrk is a Debian/Ubuntu package (apt-get install wrk); WRK=/path/to/wrk picks another.
+WRK ?= $(or $(shell command -v wrk 2>/dev/null),wrk)
+BENCH_QUICK ?=
+BENCH_RUNS ?=
+
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(VPY) -m pip install --quiet -e '.[bench]'
+	touch $@
+
+.PHONY: bench
+bench: $(VENV)/.bench-installed ## Run the DAQ load benchmarks (needs wrk: apt-get install wrk; ~20 min, BENCH_QUICK=1 ~3 min) and rewrite docs/PERFORMANCE.md.
+	@command -v $(WRK) >/dev/null 2>&1 || { echo "wrk not found: apt-get install wrk (or WRK=/path/to/wrk)" >&2; exit 1; }
+	WRK=$(WRK) BENCH_QUICK=$(BENCH_QUICK) BENCH_RUNS=$(BENCH_RUNS) $(VPY) bench/run.py
+
+.PHONY: bench-profile
+bench-profile: $(VENV)/.bench-installed ## Profile the worker under load with py-spy; writes docs/bench/profile.json.
+	@command -v $(WRK) >/dev/null 2>&1 || { echo "wrk not found: apt-get install wrk (or WRK=/path/to/wrk)" >&2; exit 1; }
+	WRK=$(WRK) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VPY) bench/run.py --profile

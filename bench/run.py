@@ -465,6 +465,116 @@ class Bench:
                 )
 
 
+# ----------------------------------------------------------------------------- profile
+
+# Innermost match wins: a sample is charged to the first of these found walking from the leaf.
+CATEGORIES = (
+    (
+        "validation (JSON parse, checks, pattern compile)",
+        ("connection_flask/validation.py", "connection_flask/matching.py"),
+    ),
+    ("registry (lookup / publish)", ("connection_flask/registry.py",)),
+    ("metrics (prometheus-client)", ("connection_flask/metrics.py", "prometheus_client/")),
+    ("logging (timing line, access log)", ("logging/__init__.py", "gunicorn/glogging.py")),
+    ("endpoint code (api.py, app.py hooks)", ("connection_flask/",)),
+    ("Flask / Werkzeug (routing, request, response)", ("flask/", "werkzeug/")),
+    ("Gunicorn (HTTP parsing, socket I/O, worker loop)", ("gunicorn/",)),
+)
+
+
+def profile_summary(raw: str, top: int = 12) -> dict[str, Any]:
+    """Collapsed stacks from ``py-spy record --format raw`` -> share per category, top leaves."""
+    totals: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    samples = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        frames = stack.split(";")
+        category = "other (interpreter, stdlib)"
+        for frame in reversed(frames):
+            hit = next((c for c, keys in CATEGORIES if any(k in frame for k in keys)), None)
+            if hit:
+                category = hit
+                break
+        totals[category] = totals.get(category, 0) + n
+        leaf = re.sub(r" \((.*/)?(site-packages/)?", " (", frames[-1])
+        leaves[leaf] = leaves.get(leaf, 0) + n
+    share = {c: round(100 * n / max(samples, 1), 1) for c, n in totals.items()}
+    hottest = sorted(leaves.items(), key=lambda kv: -kv[1])[:top]
+    return {
+        "samples": samples,
+        "categories": dict(sorted(share.items(), key=lambda kv: -kv[1])),
+        "leaves": [(f, round(100 * n / max(samples, 1), 1)) for f, n in hottest],
+    }
+
+
+def run_profile(bench: Bench, seconds: int) -> dict[str, Any]:
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out: dict[str, Any] = {}
+    with server(SERVICE_APP, {}, bench.logdir, "profile") as srv:
+        prefill(srv, 100_000)
+        for name, lines in (
+            ("lookup prefix N=100000", prefix_lines()),
+            ("lookup exact N=100000", exact_lines()),
+            ("publish 20 conns", publish_lines()),
+        ):
+            reqfile = bench.logdir / "profile.req"
+            reqfile.write_text("\n".join(lines) + "\n")
+            rawfile = bench.logdir / "profile.txt"
+            spy = subprocess.Popen(
+                [
+                    pyspy,
+                    "record",
+                    "--pid",
+                    str(srv.worker),
+                    "--duration",
+                    str(seconds),
+                    "--rate",
+                    "250",
+                    "--gil",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(rawfile),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            time.sleep(0.5)
+            bench.wrk_run(srv, reqfile, False, seconds)
+            _, err = spy.communicate(timeout=seconds + 30)
+            if spy.returncode != 0 or not rawfile.exists():
+                raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')}")
+            out[name] = profile_summary(rawfile.read_text())
+            print(f"== profile: {name}: {json.dumps(out[name], indent=1)}", flush=True)
+    return out
+
+
+def render_profile(profile: dict[str, Any]) -> str:
+    parts = []
+    for name, p in profile.items():
+        parts += [
+            "",
+            f"**{name}** ({p['samples']} samples of the thread holding the GIL)",
+            "",
+            "| where the time goes | share |",
+            "|---|---:|",
+        ]
+        parts += [f"| {c} | {v:.1f}% |" for c, v in p["categories"].items()]
+        parts += [
+            "",
+            "Hottest functions (self time): "
+            + "; ".join(f"`{f}` {v:.1f}%" for f, v in p["leaves"][:8])
+            + ".",
+        ]
+    return "\n".join(parts)
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -696,22 +806,38 @@ def write_doc(section: str) -> None:
 # ----------------------------------------------------------------------------- main
 
 
+def profile_main(wrk: str, seconds: int, target: Path) -> int:
+    with tempfile.TemporaryDirectory(prefix="connection-flask-profile-") as tmp:
+        bench = Bench(1, seconds, 0, wrk, Path(tmp))
+        profile = run_profile(bench, seconds)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(profile, indent=1) + "\n")
+    print(render_profile(profile))
+    print(f"wrote {target}")
+    return 0
+
+
 def main() -> int:
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
-        "--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "1" if quick else "3"))
+        "--runs", type=int, default=int(os.environ.get("BENCH_RUNS") or ("1" if quick else "3"))
     )
     ap.add_argument(
         "--duration",
         type=int,
-        default=int(os.environ.get("BENCH_DURATION", "5" if quick else "10")),
+        default=int(os.environ.get("BENCH_DURATION") or ("5" if quick else "10")),
     )
     ap.add_argument("--warmup", type=int, default=1 if quick else 2)
-    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", "main,sweep"))
+    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY") or "main,sweep")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "results.json")
     ap.add_argument("--no-doc", action="store_true", help="do not touch docs/PERFORMANCE.md")
     ap.add_argument("--render", type=Path, help="only print the markdown for a results file")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the worker with py-spy under load instead; writes docs/bench/profile.json",
+    )
     args = ap.parse_args()
 
     if args.render:
@@ -721,6 +847,9 @@ def main() -> int:
     if not wrk:
         print("wrk not found: apt-get install wrk (Debian/Ubuntu)", file=sys.stderr)
         return 2
+
+    if args.profile:
+        return profile_main(wrk, args.duration, args.out.parent / "profile.json")
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="connection-flask-bench-") as tmp:
