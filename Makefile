@@ -156,3 +156,39 @@ bench: $(VENV)/.bench-installed ## Run the DAQ load benchmarks (needs wrk: apt-g
 bench-profile: $(VENV)/.bench-installed ## Profile the worker under load with py-spy; writes docs/bench/profile.json.
 	@command -v $(WRK) >/dev/null 2>&1 || { echo "wrk not found: apt-get install wrk (or WRK=/path/to/wrk)" >&2; exit 1; }
 	WRK=$(WRK) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VPY) bench/run.py --profile
+
+##@ E2E
+
+# kind is not installed by `make tools`: install kind >= v0.24.0 (https://kind.sigs.k8s.io) or
+# name it with KIND=/path/to/kind. With CONTAINER_TOOL=podman, kind uses its podman provider.
+KIND ?= $(or $(shell command -v kind 2>/dev/null),kind)
+KIND_CONFIG ?= tests/e2e/kind-config.yaml
+KIND_ENV := $(if $(filter podman,$(notdir $(CONTAINER_TOOL))),KIND_EXPERIMENTAL_PROVIDER=podman)
+
+.PHONY: setup-test-e2e
+setup-test-e2e: ## Create the kind cluster $(KIND_CLUSTER) from $(KIND_CONFIG) (pinned node image) unless it exists.
+	@command -v $(KIND) >/dev/null 2>&1 || { echo "kind not found: install kind >= v0.24.0 (https://kind.sigs.k8s.io) or set KIND=/path/to/kind" >&2; exit 1; }
+	@if $(KIND_ENV) $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \
+	  echo "kind cluster $(KIND_CLUSTER) already exists"; \
+	else \
+	  $(KIND_ENV) $(KIND) create cluster --name $(KIND_CLUSTER) --config $(KIND_CONFIG) --wait 180s; \
+	fi
+
+.PHONY: test-e2e
+test-e2e: venv $(HELM) $(KUBECTL) ## Kind mode: build and load $(IMG), test the Helm and kustomize installs (skips, saying what is missing, without kind or a container engine).
+	@if command -v $(KIND) >/dev/null 2>&1 && $(CONTAINER_TOOL) info >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory setup-test-e2e image; \
+	else \
+	  echo "kind or a running $(CONTAINER_TOOL) is missing: the kind tests skip and name what is missing" >&2; \
+	fi
+	E2E_KIND=1 $(KIND_ENV) KIND=$(KIND) KIND_CLUSTER=$(KIND_CLUSTER) IMG=$(IMG) \
+	  CONTAINER_TOOL=$(CONTAINER_TOOL) HELM=$(HELM) KUBECTL=$(KUBECTL) \
+	  $(VPY) -m pytest -p no:cacheprovider -m e2e -rs -v tests/e2e/test_kind.py
+
+.PHONY: cleanup-test-e2e
+cleanup-test-e2e: ## Delete the kind cluster $(KIND_CLUSTER).
+	@if command -v $(KIND) >/dev/null 2>&1; then \
+	  $(KIND_ENV) $(KIND) delete cluster --name $(KIND_CLUSTER); \
+	else \
+	  echo "kind not found: no kind cluster to delete"; \
+	fi
