@@ -121,11 +121,11 @@ lint-deploy: $(HELM) $(HADOLINT) ## helm lint --strict the chart and hadolint th
 ##@ Tools
 
 .PHONY: tools
-tools: ## Install pinned helm, kubectl and hadolint into ./bin (sha256-checked; HELM=/KUBECTL=/HADOLINT= set by you wins).
+tools: ## Install pinned helm, kubectl, hadolint and the CRD validator into ./bin (checksummed; HELM=/KUBECTL=/HADOLINT= set by you wins).
 	$(if $(filter command line environment,$(origin HELM)),HELM=$(HELM)) \
 	$(if $(filter command line environment,$(origin KUBECTL)),KUBECTL=$(KUBECTL)) \
 	$(if $(filter command line environment,$(origin HADOLINT)),HADOLINT=$(HADOLINT)) \
-	LOCALBIN=$(LOCALBIN) PYTHON=$(PYTHON) hack/install-tools.sh helm kubectl hadolint
+	LOCALBIN=$(LOCALBIN) PYTHON=$(PYTHON) hack/install-tools.sh helm kubectl hadolint crd-validate
 
 $(LOCALBIN)/helm:
 	LOCALBIN=$(LOCALBIN) PYTHON=$(PYTHON) hack/install-tools.sh helm

