@@ -236,6 +236,9 @@ class Registry:
                     added.setdefault(c.data_type, set()).add(c.uid)
                     if old is not None:
                         removed.setdefault(old.data_type, set()).add(c.uid)
+                        # The same uid earlier in this publish with old's data_type: it must
+                        # not be indexed there after all.
+                        added.get(old.data_type, set()).discard(c.uid)
                 else:
                     replaced.add(c.data_type)
             if added or removed or replaced:
