@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from connection_flask import validation
 from connection_flask.registry import LimitExceeded
@@ -23,7 +24,16 @@ def json_response(value: Any, status: int = 200) -> Response:
 
 
 def body() -> bytes:
-    data = request.get_data(cache=False)
+    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+        # A chunked body has no Content-Length for Werkzeug to check up front, and Werkzeug
+        # silently cuts it at MAX_CONTENT_LENGTH: a cut body could even parse. Read one byte
+        # past the limit to tell "exactly at the limit" from "too large".
+        limit = state().settings.max_body_bytes
+        data = bytes(request.environ["wsgi.input"].read(limit + 1))
+        if len(data) > limit:
+            raise RequestEntityTooLarge()
+    else:
+        data = request.get_data(cache=False)
     if state().settings.debug_level >= 3:
         log.debug("%s %s body=%r", request.method, request.path, data)
     return data
