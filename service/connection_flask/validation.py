@@ -80,7 +80,29 @@ def publish(body: bytes, settings: Settings) -> Publish:
     if len(conns) > settings.max_connections_per_publish:
         raise _too_many(len(conns), settings)
     out: list[Connection] = []
+    max_uid, max_uri = settings.max_uid_length, settings.max_uri_length
+    max_data_type = settings.max_data_type_length
     for i, c in enumerate(conns):
+        # Fast path for the well-formed connection every DAQ client sends (orjson yields exact
+        # str/int/dict types; bool is not int here). Anything else takes the checks below, which
+        # decide skip or error and word the message exactly as before.
+        if type(c) is dict:
+            uid, uri, data_type = c.get("uid"), c.get("uri"), c.get("data_type")
+            connection_type, capacity = c.get("connection_type"), c.get("capacity", 0)
+            if (
+                type(uid) is str
+                and type(uri) is str
+                and type(data_type) is str
+                and type(connection_type) is int
+                and type(capacity) is int
+                and len(uid) <= max_uid
+                and len(uri) <= max_uri
+                and len(data_type) <= max_data_type
+                and INT64_MIN <= connection_type <= INT64_MAX
+                and INT64_MIN <= capacity <= INT64_MAX
+            ):
+                out.append(Connection(uid, uri, data_type, connection_type, capacity))
+                continue
         where = f"connections[{i}]"
         if not isinstance(c, dict):
             raise Invalid(f"{where} must be an object, not {_kind(c)}")
