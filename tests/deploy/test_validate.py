@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.conftest import CHART, LOCALBIN, Doc, render_ids
+from tests.deploy.conftest import CHART, LOCALBIN, Doc, render_ids, run, tool
 
 OLDEST, NEWEST = "1.29.0", "1.37.0"
 CRD_KINDS = {
@@ -187,3 +187,19 @@ def test_crd_schema_check_can_fail(renders: dict[str, list[Doc]]) -> None:
     proc = crd_validate(list(docs.values()))
     assert proc.returncode == 1
     assert "INVALID ServiceMonitor" in proc.stdout and "INVALID PrometheusRule" in proc.stdout
+
+
+def test_chart_installs_only_on_supported_kubernetes() -> None:
+    for version in (OLDEST, NEWEST):
+        run(tool("helm"), "template", "connection-flask", str(CHART), "--kube-version", version)
+    too_old = run(
+        tool("helm"),
+        "template",
+        "connection-flask",
+        str(CHART),
+        "--kube-version",
+        "1.28.9",
+        check=False,
+    )
+    assert too_old.returncode != 0
+    assert "kubeVersion" in too_old.stderr or "incompatible" in too_old.stderr.lower()
