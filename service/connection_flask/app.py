@@ -84,6 +84,7 @@ def _http_error(exc: HTTPException) -> Response:
         state().metrics.rejected.labels("body_too_large").inc()
         limit = state().settings.max_body_bytes
         message = f"request body larger than CONNECTION_FLASK_MAX_BODY_BYTES ({limit} bytes)"
+        _discard_body(DISCARD_FACTOR * limit)
     else:
         message = exc.description or exc.name
     response = error_response(message, status)
@@ -91,6 +92,24 @@ def _http_error(exc: HTTPException) -> Response:
         if key.lower() in ("allow", "www-authenticate"):
             response.headers[key] = value
     return response
+
+
+# A client still sending a body we refused gets a connection reset, not our 413, unless the body
+# is read. Up to this many times the limit is read and dropped; past it the connection is cut.
+DISCARD_FACTOR = 4
+
+
+def _discard_body(most: int) -> None:
+    declared = request.content_length
+    if declared is not None and declared > most:
+        return
+    stream = request.environ["wsgi.input"]
+    left = most if declared is None else declared
+    while left > 0:
+        chunk = stream.read(min(left, 1 << 16))
+        if not chunk:
+            break
+        left -= len(chunk)
 
 
 def _unexpected(exc: Exception) -> Response:

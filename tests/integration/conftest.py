@@ -87,7 +87,12 @@ def start_server(tmp_path: Path) -> Iterator[object]:
         ready: bool = True,
     ) -> Server:
         port = port or free_port()
-        full_env = {"CONNECTION_FLASK_BIND": f"127.0.0.1:{port}", **(env or {})}
+        # No drain on SIGTERM: these tests stop many servers and test nothing about shutdown.
+        full_env = {
+            "CONNECTION_FLASK_BIND": f"127.0.0.1:{port}",
+            "CONNECTION_FLASK_DRAIN_SECONDS": "0",
+            **(env or {}),
+        }
         log = tmp_path / f"server-{len(servers)}.log"
         server = Server(
             [a.replace("{port}", str(port)) for a in argv],

@@ -164,3 +164,21 @@ def test_port_is_free_after_stop(start_server: Callable[..., Server]) -> None:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+def test_a_client_that_sends_an_oversized_body_reads_the_413(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server([str(BIN / "connection-flask")])
+    body = b'{"partition":"' + b"x" * (5 * 1024 * 1024) + b'"}'
+    head = (
+        f"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert answer.endswith(b'CONNECTION_FLASK_MAX_BODY_BYTES (4194304 bytes)"}')
