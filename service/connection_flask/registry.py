@@ -10,6 +10,7 @@ Pure Python: no Flask, no I/O. Thread-safety model (CPython with the GIL):
 from __future__ import annotations
 
 import bisect
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -86,16 +87,31 @@ class Entry:
         )
 
 
+class _Index:
+    """One data_type's entries in uid order: a snapshot, replaced whenever the set of entries
+    changes (see module doc), so a lookup reads it whole without a lock."""
+
+    __slots__ = ("floor", "jsons", "newline", "rows", "uids")
+
+    def __init__(self, uids: list[str], rows: list[Entry]) -> None:
+        self.uids = uids
+        self.rows = rows
+        self.jsons = [e.json for e in rows]
+        # Whether any uid holds a newline, which `.` does not match.
+        self.newline = any("\n" in u for u in uids)
+        # A lower bound of every row's stamp. Stamps only grow (a republish refreshes one in
+        # place), so once set it stays a lower bound; while it is above a lookup's cutoff,
+        # every row is live and the answer needs no per-entry check.
+        self.floor = min(e.stamp for e in rows)
+
+
 class _Partition:
     __slots__ = ("entries", "index", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.entries: dict[str, Entry] = {}
-        # data_type -> (sorted uids, their entries in the same order). The pair is replaced on
-        # change, never mutated (see module doc), so a lookup reads one consistent snapshot and
-        # walks entries without a dict lookup per uid.
-        self.index: dict[str, tuple[list[str], list[Entry]]] = {}
+        self.index: dict[str, _Index] = {}
 
     def reindex(
         self,
@@ -106,7 +122,8 @@ class _Partition:
         """Rebuild the index of each data_type that gained or lost uids, or whose entries were
         replaced by new ones (a republish with another uri, connection_type or capacity)."""
         for data_type in added.keys() | removed.keys() | set(replaced):
-            uids = self.index.get(data_type, ([], []))[0]
+            old = self.index.get(data_type)
+            uids = old.uids if old is not None else []
             gone = removed.get(data_type)
             if gone:
                 uids = [u for u in uids if u not in gone]
@@ -116,7 +133,7 @@ class _Partition:
                 uids = sorted(uids + sorted(new))
             if uids:
                 entries = self.entries
-                self.index[data_type] = (uids, [entries[u] for u in uids])
+                self.index[data_type] = _Index(uids, [entries[u] for u in uids])
             else:
                 self.index.pop(data_type, None)
 
@@ -304,16 +321,25 @@ class Registry:
             if e is None or e.data_type != data_type or e.stamp <= cutoff:
                 return []
             return [e.json]
-        indexed = part.index.get(data_type)
-        if indexed is None:
+        index = part.index.get(data_type)
+        if index is None:
             return []
-        uids, rows = indexed
-        prefix = matcher.prefix
+        rows, prefix = index.rows, matcher.prefix
         if prefix:
+            uids = index.uids
             lo, hi = bisect.bisect_left(uids, prefix), _prefix_end(uids, prefix)
-            rows = rows[lo:hi]
+        else:
+            lo, hi = 0, len(rows)
         if matcher.any_tail:
             plen, min_tail = len(prefix), matcher.min_tail
+            if min_tail == 0 and not index.newline:
+                if index.floor <= cutoff and hi - lo == len(rows):
+                    # A whole-list answer: one pass over the stamps may show that all are live
+                    # again, which then serves every lookup until the oldest stamp expires.
+                    index.floor = min(map(_stamp, rows))
+                if index.floor > cutoff:
+                    return index.jsons[lo:hi]  # `prefix.*`: every row in range matches, all live
+            rows = rows[lo:hi]
             if min_tail == 0:
                 return [
                     e.json
@@ -328,7 +354,7 @@ class Registry:
                 and ("\n" not in u or "\n" not in u[plen:])
             ]
         fullmatch = matcher.regex.fullmatch
-        return [e.json for e in rows if e.stamp > cutoff and fullmatch(e.uid) is not None]
+        return [e.json for e in rows[lo:hi] if e.stamp > cutoff and fullmatch(e.uid) is not None]
 
     def has_partition(self, partition: str) -> bool:
         return partition in self._parts
@@ -433,6 +459,9 @@ class Registry:
             gone = [e for uid in chunk if (e := part.entries.get(uid)) and e.stamp <= cutoff]
             removed += self._remove(part, gone)
         return removed
+
+
+_stamp = operator.attrgetter("stamp")
 
 
 def _prefix_end(uids: list[str], prefix: str) -> int:

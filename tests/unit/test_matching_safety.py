@@ -287,3 +287,31 @@ def test_every_lookup_path_sees_a_republished_uri(pattern: str) -> None:
     assert [json.loads(e) for e in found] == [
         {"uid": "app1", "uri": "tcp://new:2", "connection_type": 0, "data_type": "T", "capacity": 5}
     ]
+
+
+def test_indexed_answers_follow_expiry_and_revival() -> None:
+    """The `prefix.*` answers served without per-entry checks while every entry is live must
+    drop an entry the moment it expires and take it back when it is republished."""
+    now = [1000.0]
+    registry = Registry(ttl=10, grace=60, clock=lambda: now[0])
+    conns = [Connection(f"app{i}-c", f"tcp://h:{i}", "T", 0) for i in range(5)]
+    registry.publish("p", conns)
+
+    def found(pattern: str) -> list[str]:
+        answer = registry.lookup("p", compile_matcher(pattern), "T")
+        assert answer is not None
+        return [json.loads(e)["uid"] for e in answer]
+
+    everyone = [c.uid for c in conns]
+    assert found(".*") == found("app.*") == everyone
+    now[0] += 8
+    registry.publish("p", conns[1:])  # app0-c is not republished
+    assert found(".*") == everyone
+    now[0] += 2.5  # app0-c is now 10.5 s old
+    assert found(".*") == found("app.*") == everyone[1:]
+    assert found("app0.*") == []
+    registry.publish("p", conns[:1])
+    assert found(".*") == found("app.*") == everyone
+    assert found("app0.*") == ["app0-c"]
+    now[0] += 10.5  # nobody republished: all expired
+    assert found(".*") == found("app.*") == found("app[0-9]-c") == []
