@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import http.client
 import json
 import os
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,8 +193,15 @@ def server(app: str, extra: dict[str, str], logdir: Path, name: str) -> Iterator
         app,
     ]
     with log.open("wb") as out:
+        # A session of its own: a signal meant for the benchmark's process group (Ctrl-C is
+        # handled below) or for another group never reaches the server by accident.
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, env=server_env(port, extra), cwd=ROOT
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=server_env(port, extra),
+            cwd=ROOT,
+            start_new_session=True,
         )
     try:
         worker = wait_ready(proc, port, log)
@@ -374,17 +382,38 @@ class Bench:
         self.results.append(result)
         return result
 
+    def step(self, fn: Callable[[], None]) -> None:
+        """Run one server's worth of scenarios; if its server died under it (killed from
+        outside: the machine is shared), drop that attempt's results and run it once more."""
+        for attempt in (1, 2):
+            kept = len(self.results)
+            try:
+                fn()
+                return
+            except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+                del self.results[kept:]
+                if attempt == 2:
+                    raise
+                print(f"  step failed ({exc!r}); retrying it once", flush=True)
+
     def ceilings(self, config: str, extra: dict[str, str], bare: bool) -> str:
         """Measure the Flask (and bare WSGI) ceiling; return the Flask result's name."""
         # The lookup bodies, posted to "/": the ceiling apps answer any body there.
         body = ["/\t" + line.partition("\t")[2] for line in exact_lines()]
         flask = f"ceiling: trivial Flask POST [{config}]"
-        with server("ceiling:flask_app", extra, self.logdir, "ceiling-flask") as srv:
-            self.measure(srv, Result(flask, "ceiling", config, 0, None), body)
-        if bare:
+
+        def flask_step() -> None:
+            with server("ceiling:flask_app", extra, self.logdir, "ceiling-flask") as srv:
+                self.measure(srv, Result(flask, "ceiling", config, 0, None), body)
+
+        def wsgi_step() -> None:
             with server("ceiling:wsgi_app", extra, self.logdir, "ceiling-wsgi") as srv:
                 name = f"ceiling: bare WSGI callable [{config}]"
                 self.measure(srv, Result(name, "ceiling", config, 0, None, ceiling=flask), body)
+
+        self.step(flask_step)
+        if bare:
+            self.step(wsgi_step)
         return flask
 
     def main_group(self) -> None:
@@ -392,13 +421,14 @@ class Bench:
         print(f"== main scenarios ({config})", flush=True)
         ceiling = self.ceilings(config, {}, bare=True)
 
-        with server(SERVICE_APP, {}, self.logdir, "publish") as srv:
-            for close in (False, True):
-                name = f"publish 20 conns {'Connection: close' if close else 'keep-alive'}"
-                r = Result(name, "publish", config, APPS * CONNS_PER_APP, None, ceiling=ceiling)
-                self.measure(srv, r, publish_lines(), close=close)
+        def publish_step() -> None:
+            with server(SERVICE_APP, {}, self.logdir, "publish") as srv:
+                for close in (False, True):
+                    name = f"publish 20 conns {'Connection: close' if close else 'keep-alive'}"
+                    r = Result(name, "publish", config, APPS * CONNS_PER_APP, None, ceiling=ceiling)
+                    self.measure(srv, r, publish_lines(), close=close)
 
-        for n in SIZES:
+        def lookup_step(n: int) -> None:
             with server(SERVICE_APP, {}, self.logdir, f"lookup-{n}") as srv:
                 prefill(srv, n)
                 rss = srv.rss_mb()
@@ -416,17 +446,17 @@ class Bench:
                     flush=True,
                 )
 
-        with server(SERVICE_APP, {}, self.logdir, "mixed") as srv:
-            prefill(srv, MIXED_N)
-            r = Result(
-                f"mixed 80% prefix / 20% publish N={MIXED_N}",
-                "mixed",
-                config,
-                MIXED_N,
-                None,
-                ceiling=ceiling,
-            )
-            self.measure(srv, r, mixed_lines())
+        def mixed_step() -> None:
+            with server(SERVICE_APP, {}, self.logdir, "mixed") as srv:
+                prefill(srv, MIXED_N)
+                name = f"mixed 80% prefix / 20% publish N={MIXED_N}"
+                r = Result(name, "mixed", config, MIXED_N, None, ceiling=ceiling)
+                self.measure(srv, r, mixed_lines())
+
+        self.step(publish_step)
+        for n in SIZES:
+            self.step(functools.partial(lookup_step, n))
+        self.step(mixed_step)
 
     def sweep_group(self) -> None:
         configs = [
@@ -434,35 +464,31 @@ class Bench:
             for t in (1, 2, 4, 8)
         ]
         configs.append(("gevent", {"CONNECTION_FLASK_WORKER_CLASS": "gevent"}))
+        # Not a shipped setting: shows what the access log and the debug-1 timing line cost.
+        configs.append(
+            (
+                "gthread 2 threads, logs off (diagnostic)",
+                {"CONNECTION_FLASK_DEBUG": "0", "CONNECTION_FLASK_ACCESS_LOG": ""},
+            )
+        )
         for config, extra in configs:
             print(f"== worker sweep: {config}", flush=True)
             ceiling = self.ceilings(config, extra, bare=False)
-            with server(SERVICE_APP, extra, self.logdir, "sweep") as srv:
-                prefill(srv, MIXED_N)
-                self.measure(
-                    srv,
-                    Result(
-                        f"publish 20 conns [{config}]",
-                        "sweep-publish",
-                        config,
-                        MIXED_N,
-                        None,
-                        ceiling=ceiling,
-                    ),
-                    publish_lines(),
-                )
-                self.measure(
-                    srv,
-                    Result(
-                        f"lookup prefix N={MIXED_N} [{config}]",
-                        "sweep-lookup",
-                        config,
-                        MIXED_N,
-                        CONNS_PER_APP // DATA_TYPES,
-                        ceiling=ceiling,
-                    ),
-                    prefix_lines(),
-                )
+
+            def sweep_step(
+                config: str = config, extra: dict[str, str] = extra, ceiling: str = ceiling
+            ) -> None:
+                with server(SERVICE_APP, extra, self.logdir, "sweep") as srv:
+                    prefill(srv, MIXED_N)
+                    name = f"publish 20 conns [{config}]"
+                    r = Result(name, "sweep-publish", config, MIXED_N, None, ceiling=ceiling)
+                    self.measure(srv, r, publish_lines())
+                    name = f"lookup prefix N={MIXED_N} [{config}]"
+                    found = CONNS_PER_APP // DATA_TYPES
+                    r = Result(name, "sweep-lookup", config, MIXED_N, found, ceiling=ceiling)
+                    self.measure(srv, r, prefix_lines())
+
+            self.step(sweep_step)
 
 
 # ----------------------------------------------------------------------------- profile
@@ -521,6 +547,7 @@ def run_profile(bench: Bench, seconds: int) -> dict[str, Any]:
             ("lookup prefix N=100000", prefix_lines()),
             ("lookup exact N=100000", exact_lines()),
             ("publish 20 conns", publish_lines()),
+            ("lookup broad N=100000", broad_lines()),
         ):
             reqfile = bench.logdir / "profile.req"
             reqfile.write_text("\n".join(lines) + "\n")
@@ -751,6 +778,42 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def load_results(path: Path) -> list[Result]:
+    data = json.loads(path.read_text())
+    return [Result(**{**r, "runs": [Run(**x) for x in r["runs"]]}) for r in data["results"]]
+
+
+def compare(before_path: Path, after_path: Path) -> str:
+    """Markdown table of the main scenarios in two results files (before / after a change)."""
+    before, after = load_results(before_path), load_results(after_path)
+    b_by, a_by = {r.name: r for r in before}, {r.name: r for r in after}
+    rows = [
+        "| scenario | before req/s | before x Flask | before CPU ms/req | after req/s "
+        "| after x Flask | after CPU ms/req | before p99 ms | after p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in after:
+        old = b_by.get(r.name)
+        if old is None or r.group not in ("ceiling", "publish", "lookup", "mixed"):
+            continue
+        br, ar = ratio(old, b_by), ratio(r, a_by)
+        rows.append(
+            f"| {r.name} | {old.median.rps:,.0f} | {'' if br is None else f'{br:.2f}'} "
+            f"| {old.median.cpu_ms_per_req:.3f} | {r.median.rps:,.0f} "
+            f"| {'' if ar is None else f'{ar:.2f}'} | {r.median.cpu_ms_per_req:.3f} "
+            f"| {old.median.p99_ms:.1f} | {r.median.p99_ms:.1f} |"
+        )
+    rss_b = b_by.get("lookup exact N=100000")
+    rss_a = a_by.get("lookup exact N=100000")
+    if rss_b and rss_a:
+        rows += [
+            "",
+            f"Worker RSS with 100k entries: {rss_b.rss_mb:.0f} MB before, "
+            f"{rss_a.rss_mb:.0f} MB after.",
+        ]
+    return "\n".join(rows)
+
+
 def plot(results: list[Result], path: Path) -> bool:
     try:
         import matplotlib
@@ -834,12 +897,22 @@ def main() -> int:
     ap.add_argument("--no-doc", action="store_true", help="do not touch docs/PERFORMANCE.md")
     ap.add_argument("--render", type=Path, help="only print the markdown for a results file")
     ap.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("BEFORE", "AFTER"),
+        help="only print a before/after table of two results files",
+    )
+    ap.add_argument(
         "--profile",
         action="store_true",
         help="profile the worker with py-spy under load instead; writes docs/bench/profile.json",
     )
     args = ap.parse_args()
 
+    if args.compare:
+        print(compare(*args.compare))
+        return 0
     if args.render:
         print(render(json.loads(args.render.read_text())))
         return 0
