@@ -457,7 +457,8 @@ class Registry:
             if part is None:
                 continue
             gone = [e for uid in chunk if (e := part.entries.get(uid)) and e.stamp <= cutoff]
-            removed += self._remove(part, gone)
+            if gone:  # nothing to reindex otherwise, and that is almost every publish
+                removed += self._remove(part, gone)
         return removed
 
 
