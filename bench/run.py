@@ -762,6 +762,25 @@ def render(data: dict[str, Any]) -> str:
         f"| {name} | {want} | {got} | {'yes' if ok else '**no**'} |"
         for name, want, got, ok in verdicts(results)
     ]
+    twice = [
+        r
+        for r in results
+        if r.config == "gthread 2 threads" and r.name.startswith("ceiling: trivial Flask")
+    ]
+    if len(twice) >= 2:
+        first, last = twice[0].median, twice[-1].median
+        drift = last.rps / first.rps - 1
+        parts += [
+            "",
+            f"Machine steadiness: the 2-thread Flask ceiling, measured at the start and again "
+            f"in the sweep, gave {first.rps:,.0f} and {last.rps:,.0f} req/s ({drift:+.0%}; "
+            f"{first.cpu_ms_per_req:.3f} and {last.cpu_ms_per_req:.3f} ms CPU per request)"
+            + (
+                "."
+                if abs(drift) <= 0.10
+                else ": **the machine's speed changed during the run; its ratios are unreliable**."
+            ),
+        ]
     if any(r.group in ("ceiling", "publish", "lookup", "mixed") for r in results):
         parts += [
             "",
@@ -893,7 +912,10 @@ def write_doc(section: str) -> None:
 
 
 def render_main(path: Path, *, write: bool) -> int:
-    section = render(json.loads(path.read_text()))
+    data = json.loads(path.read_text())
+    if write and data.get("plot"):
+        plot(load_results(path), DOC.parent / data["plot"])
+    section = render(data)
     if write:
         write_doc(section)
     print(section)
