@@ -8,7 +8,8 @@ Flask route and a bare WSGI callable under the same command and settings (bench/
 Writes docs/bench/results.json, docs/bench/lookup-vs-size.png and the generated section of
 docs/PERFORMANCE.md. Every wrk run is bounded (``-d``); every server is stopped on exit.
 
-Knobs (environment or flags): BENCH_QUICK=1 (one 5 s run each, for a smoke test),
+Knobs (environment or flags): BENCH_QUICK=1 (one 5 s run each, a smoke test: results go to
+$TMPDIR/connection-flask-bench-quick/, never to docs/),
 BENCH_RUNS (default 3), BENCH_DURATION (seconds, default 10), BENCH_ONLY (comma-separated
 groups: main, sweep), WRK (path to wrk).
 """
@@ -946,7 +947,9 @@ def main() -> int:
     )
     ap.add_argument("--warmup", type=int, default=1 if quick else 2)
     ap.add_argument("--only", default=os.environ.get("BENCH_ONLY") or "main,sweep")
-    ap.add_argument("--out", type=Path, default=OUT_DIR / "results.json")
+    # A quick run is a smoke test: it must not replace the documented results.
+    quick_out = Path(tempfile.gettempdir()) / "connection-flask-bench-quick" / "results.json"
+    ap.add_argument("--out", type=Path, default=quick_out if quick else OUT_DIR / "results.json")
     ap.add_argument("--no-doc", action="store_true", help="do not touch docs/PERFORMANCE.md")
     ap.add_argument(
         "--render",
@@ -1018,6 +1021,8 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=1) + "\n")
     section = render(data)
+    if quick:
+        args.no_doc = True  # a smoke test never rewrites docs/PERFORMANCE.md
     if not args.no_doc:
         write_doc(section)
     print(section)
