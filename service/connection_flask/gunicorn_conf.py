@@ -11,8 +11,8 @@ import signal
 import threading
 from typing import Any
 
-from connection_flask.settings import Settings
-from connection_flask.wsgi import MULTI_WORKER_MESSAGE
+# Only settings: importing the WSGI module here would build an app in the Gunicorn master.
+from connection_flask.settings import MULTI_WORKER_MESSAGE, Settings
 
 _settings = Settings.from_env()
 

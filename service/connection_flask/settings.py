@@ -118,6 +118,13 @@ _SPEC: dict[str, Setting] = {
 
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
+# Said by both guards (the Gunicorn config hook and the WSGI module) when workers > 1.
+MULTI_WORKER_MESSAGE = (
+    "connection-flask keeps its registry in this process's memory: with {n} Gunicorn workers "
+    "each would hold a different registry and lookups would miss what was published to the "
+    "others. Start it with --workers=1 (add --threads for concurrency)."
+)
+
 ENVIRONMENT_VARIABLES: frozenset[str] = frozenset(s.env for s in _SPEC.values())
 
 

@@ -5,12 +5,7 @@ from __future__ import annotations
 import sys
 
 from connection_flask.app import create_app
-
-MULTI_WORKER_MESSAGE = (
-    "connection-flask keeps its registry in this process's memory: with {n} Gunicorn workers "
-    "each would hold a different registry and lookups would miss what was published to the "
-    "others. Start it with --workers=1 (add --threads for concurrency)."
-)
+from connection_flask.settings import MULTI_WORKER_MESSAGE
 
 
 def gunicorn_workers() -> int | None:
