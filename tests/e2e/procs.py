@@ -7,8 +7,10 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -71,3 +73,30 @@ class Proc:
         state = "running" if self.alive() else f"exited with {self.popen.returncode}"
         head = f"$ {' '.join(self.argv)}\n({self.name} {state}; last {tail} lines of {self.log})"
         return "\n".join([head, *lines[-tail:]])
+
+
+def poll(
+    what: str,
+    timeout: float,
+    probe: Callable[[], Any],
+    accept: Callable[[Any], bool],
+    *,
+    interval: float = 0.25,
+) -> Any:
+    """Call ``probe`` until ``accept`` takes its value; AssertionError with the last value.
+
+    A probe that raises (connection refused, a failed assertion, a half-written JSON answer)
+    counts as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = probe()
+        except (OSError, AssertionError, ValueError) as exc:
+            last = exc
+        else:
+            if accept(last):
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not reached within {timeout} s; last: {last!r}")
+        time.sleep(interval)

@@ -22,6 +22,7 @@ Without kind, kubectl, helm or a working container engine every test skips, nami
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -36,7 +37,10 @@ import pytest
 import yaml
 
 from . import blackbox, chart, diagnostics, incluster
-from .procs import Proc, free_port
+from .procs import Proc, free_port, poll
+
+# A cluster changes slowly: probe it once a second.
+_poll = functools.partial(poll, interval=1.0)
 
 pytestmark = pytest.mark.e2e
 
@@ -576,24 +580,6 @@ def _prom_query(base: str, expr: str) -> list[dict[str, Any]]:
         body = json.load(resp)
     assert body["status"] == "success", body
     return list(body["data"]["result"])
-
-
-def _poll(
-    what: str, timeout: float, probe: Callable[[], Any], accept: Callable[[Any], bool]
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = probe()
-        except (OSError, AssertionError, ValueError) as exc:
-            last = exc
-        else:
-            if accept(last):
-                return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not reached within {timeout} s; last: {last!r}")
-        time.sleep(1)
 
 
 def test_prometheus_discovers_and_scrapes(installed: Install, prometheus: str) -> None:

@@ -13,7 +13,6 @@ import json
 import shutil
 import subprocess
 import sysconfig
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ import pytest
 import yaml
 
 from . import blackbox, chart, diagnostics
-from .procs import Proc, free_port
+from .procs import Proc, free_port, poll
 
 pytestmark = pytest.mark.integration
 
@@ -157,23 +156,6 @@ class PromAPI:
         result = self.query(expr)
         assert len(result) <= 1, f"{expr}: more than one series: {result}"
         return str(result[0]["value"][1]) if result else None
-
-
-def poll(what: str, timeout: float, probe: Callable[[], Any], accept: Callable[[Any], bool]) -> Any:
-    """Call ``probe`` until ``accept`` takes its value; AssertionError with the last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = probe()
-        except (OSError, AssertionError) as exc:
-            last = exc
-        else:
-            if accept(last):
-                return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not reached within {timeout} s; last: {last!r}")
-        time.sleep(0.25)
 
 
 def prometheus_config(server: LocalServer) -> dict[str, Any]:
