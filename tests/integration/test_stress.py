@@ -6,87 +6,39 @@ retracted comes back), and the gauges agree."""
 from __future__ import annotations
 
 import http.client
-import os
 import random
 import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.integration.conftest import BIN, Server
+
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
 WRITERS, READERS, ROUNDS = 4, 3, 300
 TOKEN = "stress-" + "t" * 24
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[int]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CONNECTION_FLASK_BIND": f"127.0.0.1:{port}",
-        "CONNECTION_FLASK_THREADS": "4",
-        "CONNECTION_FLASK_ACCESS_LOG": "",
-        "CONNECTION_FLASK_DEBUG": "0",
-        "CONNECTION_FLASK_DRAIN_SECONDS": "0",
-        "CONNECTION_FLASK_WRITE_TOKEN": TOKEN,
-        "ENTRY_TTL": "60",
-    }
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(BIN / "gunicorn"),
-                "--config",
-                "python:connection_flask.gunicorn_conf",
-                "connection_flask.wsgi:app",
-            ],
-            env=env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, log.read_text()
-            probe = _Client(port)
-            try:
-                if probe.call("GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            finally:
-                probe.close()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield port
-        assert "Traceback" not in log.read_text(), log.read_text()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+def server(start_server: Callable[..., Server]) -> Iterator[int]:
+    started = start_server(
+        [str(BIN / "connection-flask")],
+        env={
+            "CONNECTION_FLASK_THREADS": "4",
+            "CONNECTION_FLASK_ACCESS_LOG": "",
+            "CONNECTION_FLASK_DEBUG": "0",
+            "CONNECTION_FLASK_WRITE_TOKEN": TOKEN,
+            "ENTRY_TTL": "60",
+        },
+    )
+    yield started.port
+    assert "Traceback" not in started.output(), started.output()
 
 
 class _Client:
