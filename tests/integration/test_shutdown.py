@@ -11,20 +11,18 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import orjson
 import pytest
 
+from tests.integration.conftest import BIN, Server
+
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
 PUBLISH = orjson.dumps(
     {
         "partition": "shutdown",
@@ -35,43 +33,13 @@ PUBLISH = orjson.dumps(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class _Gunicorn:
-    def __init__(self, tmp: Path, drain: float, grace: int) -> None:
-        self.port = _free_port()
-        self.log = tmp / "gunicorn.log"
-        env = {
-            **os.environ,
-            "CONNECTION_FLASK_BIND": f"127.0.0.1:{self.port}",
-            "CONNECTION_FLASK_DRAIN_SECONDS": str(drain),
-            "CONNECTION_FLASK_GRACEFUL_TIMEOUT": str(grace),
-            "CONNECTION_FLASK_THREADS": "4",
-            "CONNECTION_FLASK_ACCESS_LOG": "",
-        }
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [
-                    str(BIN / "gunicorn"),
-                    "--config",
-                    "python:connection_flask.gunicorn_conf",
-                    "connection_flask.wsgi:app",
-                ],
-                env=env,
-                cwd=tmp,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 20
-        while self.status("/readyz") != 200:
-            assert self.proc.poll() is None, self.output()
-            assert time.monotonic() < deadline, self.output()
-            time.sleep(0.1)
+    """A started server plus the probes these tests need."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.proc = server.proc
+        self.port = server.port
 
     def status(self, path: str, data: bytes | None = None, timeout: float = 1.0) -> int | str:
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data)
@@ -96,26 +64,25 @@ class _Gunicorn:
         return s
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        return self.server.output()
 
 
 @pytest.fixture
-def gunicorn(tmp_path: Path) -> Iterator[Callable[[float, int], _Gunicorn]]:
-    started: list[_Gunicorn] = []
-
+def gunicorn(start_server: Callable[..., Server]) -> Callable[[float, int], _Gunicorn]:
     def start(drain: float, grace: int) -> _Gunicorn:
-        server = _Gunicorn(tmp_path, drain, grace)
-        started.append(server)
-        return server
+        return _Gunicorn(
+            start_server(
+                [str(BIN / "connection-flask")],
+                env={
+                    "CONNECTION_FLASK_DRAIN_SECONDS": str(drain),
+                    "CONNECTION_FLASK_GRACEFUL_TIMEOUT": str(grace),
+                    "CONNECTION_FLASK_THREADS": "4",
+                    "CONNECTION_FLASK_ACCESS_LOG": "",
+                },
+            )
+        )
 
-    yield start
-    for server in started:
-        server.kill()
+    return start
 
 
 def _read_status_line(s: socket.socket) -> bytes:
