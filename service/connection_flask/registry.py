@@ -316,7 +316,8 @@ class Registry:
     # ----------------------------------------------------------------------------- reads
 
     def lookup(self, partition: str, matcher: Matcher, data_type: str) -> list[bytes] | None:
-        """JSON of live entries matching, sorted by uid; None if the partition is unknown."""
+        """JSON of live entries matching, sorted by uid, in a new list the caller may change
+        (the API edits it in place); None if the partition is unknown."""
         part = self._parts.get(partition)
         if part is None:
             return None
