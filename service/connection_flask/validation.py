@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -45,7 +46,7 @@ class Invalid(Exception):
 @dataclass(frozen=True, slots=True)
 class Publish:
     partition: str
-    connections: list[Connection]
+    connections: tuple[Connection, ...]
     skipped: int
 
 
@@ -73,7 +74,64 @@ def json_object(body: bytes) -> dict[str, Any]:
     return value
 
 
+# Publishes already validated, by request body. A DAQ application republishes the same
+# connections every 1-2 s as its keep-alive, so nearly every publish body is one seen seconds
+# ago, and parsing and checking the same bytes under the same settings gives the same answer.
+# Bounded by the bytes of the bodies kept (the parsed values cost about as much again); the
+# oldest is dropped first. Only bodies that validated are kept: errors are always worked out.
+PUBLISH_CACHE_BYTES = 4 * 1024 * 1024
+PUBLISH_CACHE_MAX_BODY = 64 * 1024
+
+
+class _PublishCache:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.held = 0  # bytes of the bodies kept
+        self._items: dict[bytes, tuple[Settings, Publish]] = {}
+        self._lock = threading.Lock()  # for writes; a read is one atomic dict.get
+
+    def get(self, body: bytes, settings: Settings) -> Publish | None:
+        hit = self._items.get(body)
+        # Settings are compared by identity: an app's Settings object is made once, and two
+        # apps in one process (tests) never see each other's limits.
+        return hit[1] if hit is not None and hit[0] is settings else None
+
+    def put(self, body: bytes, settings: Settings, value: Publish) -> None:
+        if len(body) > PUBLISH_CACHE_MAX_BODY:
+            return
+        with self._lock:
+            old = self._items.pop(body, None)
+            if old is not None:
+                self.held -= len(body)
+            while self._items and self.held + len(body) > self.capacity:
+                oldest = next(iter(self._items))
+                del self._items[oldest]
+                self.held -= len(oldest)
+            self._items[body] = (settings, value)
+            self.held += len(body)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.held = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+publish_cache = _PublishCache(PUBLISH_CACHE_BYTES)
+
+
 def publish(body: bytes, settings: Settings) -> Publish:
+    cached = publish_cache.get(body, settings)
+    if cached is not None:
+        return cached
+    result = _publish(body, settings)
+    publish_cache.put(body, settings, result)
+    return result
+
+
+def _publish(body: bytes, settings: Settings) -> Publish:
     doc = json_object(body)
     partition = _partition(doc, settings)
     conns = _required(doc, "connections", list, "an array")
@@ -119,7 +177,7 @@ def publish(body: bytes, settings: Settings) -> Publish:
                 capacity=_int(c, "capacity", where, required=False),
             )
         )
-    return Publish(partition, out, len(conns) - len(out))
+    return Publish(partition, tuple(out), len(conns) - len(out))
 
 
 def lookup(body: bytes, settings: Settings) -> Lookup:
