@@ -55,7 +55,7 @@ def _stats_page(*, reset: bool) -> str:
 
 @bp.get("/")
 def dump() -> Response:
-    require_read()
+    require_read(state())
     registry = state().registry
     snapshot = registry.snapshot()
     out = ["<h1>Dump of configuration dictionary</h1>", "<h2>Active partitions</h2><p>"]
@@ -96,27 +96,28 @@ def dump() -> Response:
 
 @bp.get("/stats")
 def stats() -> Response:
-    require_read()
+    require_read(state())
     return _html(_stats_page(reset=False))
 
 
 @bp.get("/resetStats")
 def reset_stats() -> Response:
-    require_write()
+    require_write(state())
     return _html(_stats_page(reset=True))
 
 
 @bp.get("/resetService")
 def reset_service() -> Response:
-    require_write()
-    state().registry.reset()
+    st = state()
+    require_write(st)
+    st.registry.reset()
     return _html(_stats_page(reset=True))
 
 
 @bp.get("/purge")
 def purge() -> Response:
-    require_write()
     st = state()
+    require_write(st)
     removed = st.registry.purge()
     st.metrics.purged.inc(removed)
     return _html(f"<p>Purged {removed} expired entries</p>")

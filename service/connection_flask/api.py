@@ -12,7 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from connection_flask import validation
 from connection_flask.registry import LimitExceeded
-from connection_flask.state import state
+from connection_flask.state import State, state
 from connection_flask.validation import Invalid
 
 log = logging.getLogger("connection_flask")
@@ -23,36 +23,38 @@ def json_response(value: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(value), status, mimetype="application/json")
 
 
-def body() -> bytes:
+def body(st: State) -> bytes:
     if request.content_length is None and request.environ.get("wsgi.input_terminated"):
         # A chunked body has no Content-Length for Werkzeug to check up front, and Werkzeug
         # silently cuts it at MAX_CONTENT_LENGTH: a cut body could even parse. Read one byte
         # past the limit to tell "exactly at the limit" from "too large".
-        limit = state().settings.max_body_bytes
+        limit = st.settings.max_body_bytes
         data = bytes(request.environ["wsgi.input"].read(limit + 1))
         if len(data) > limit:
             raise RequestEntityTooLarge()
     else:
         data = request.get_data(cache=False)
-    if state().settings.debug_level >= 3:
+    if st.settings.debug_level >= 3:
         log.debug("%s %s body=%r", request.method, request.path, data)
     return data
 
 
-def require_write() -> None:
-    validation.check_write_token(request.headers.get("Authorization"), state().settings)
+def require_write(st: State) -> None:
+    if st.settings.write_token:  # skips parsing the headers when tokens are off (the default)
+        validation.check_write_token(request.headers.get("Authorization"), st.settings)
 
 
-def require_read() -> None:
-    validation.check_read_token(request.headers.get("Authorization"), state().settings)
+def require_read(st: State) -> None:
+    if st.settings.read_token:
+        validation.check_read_token(request.headers.get("Authorization"), st.settings)
 
 
 @bp.post("/publish")
 def publish() -> Response:
     st = state()
-    require_write()
+    require_write(st)
     start = time.perf_counter()
-    req = validation.publish(body(), st.settings)
+    req = validation.publish(body(st), st.settings)
     try:
         result = st.registry.publish(req.partition, req.connections)
     except LimitExceeded as exc:
@@ -82,9 +84,9 @@ def publish() -> Response:
 @bp.route("/getconnection/<partition>", methods=["GET", "POST"])
 def getconnection(partition: str) -> Response:
     st = state()
-    require_read()
+    require_read(st)
     start = time.perf_counter()
-    req = validation.lookup(body(), st.settings)
+    req = validation.lookup(body(st), st.settings)
     found = st.registry.lookup(partition, req.matcher, req.data_type)
     elapsed = time.perf_counter() - start
     st.registry.record_call("lookup", elapsed)
@@ -114,8 +116,8 @@ def json_array(items: list[bytes]) -> bytes:
 @bp.post("/retract")
 def retract() -> Response:
     st = state()
-    require_write()
-    req = validation.retract(body(), st.settings)
+    require_write(st)
+    req = validation.retract(body(st), st.settings)
     result = st.registry.retract(req.partition, req.uids)
     log.info("retract partition=%s uids=%d", req.partition, len(req.uids))
     if not result.partition_found:
@@ -131,9 +133,11 @@ def retract() -> Response:
 @bp.post("/retract-partition")
 def retract_partition() -> Response:
     st = state()
-    require_write()
+    require_write(st)
     form = request.form.to_dict() if request.mimetype.endswith("form-urlencoded") else None
-    partition = validation.retract_partition(b"" if form is not None else body(), form, st.settings)
+    partition = validation.retract_partition(
+        b"" if form is not None else body(st), form, st.settings
+    )
     log.info("retract-partition partition=%s", partition)
     if not st.registry.retract_partition(partition):
         return json_response({"error": f"partition {partition!r} not found"}, 404)
