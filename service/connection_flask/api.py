@@ -24,16 +24,23 @@ def json_response(value: Any, status: int = 200) -> Response:
 
 
 def body(st: State) -> bytes:
-    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
-        # A chunked body has no Content-Length for Werkzeug to check up front, and Werkzeug
-        # silently cuts it at MAX_CONTENT_LENGTH: a cut body could even parse. Read one byte
-        # past the limit to tell "exactly at the limit" from "too large".
-        limit = st.settings.max_body_bytes
-        data = bytes(request.environ["wsgi.input"].read(limit + 1))
+    """The request body, read straight from the server's input stream (Werkzeug's stream
+    wrappers cost a tenth of a publish), refused with 413 past CONNECTION_FLASK_MAX_BODY_BYTES."""
+    environ, length = request.environ, request.content_length
+    limit = st.settings.max_body_bytes
+    if length is None and not environ.get("wsgi.input_terminated"):
+        data = b""  # no Content-Length and not chunked: no body (RFC 9112 6.3)
+    elif length is None:
+        # A chunked body has no Content-Length to check up front. Read one byte past the
+        # limit to tell "exactly at the limit" from "too large".
+        data = bytes(environ["wsgi.input"].read(limit + 1))
         if len(data) > limit:
             raise RequestEntityTooLarge()
+    elif length > limit:
+        raise RequestEntityTooLarge()
     else:
-        data = request.get_data(cache=False)
+        # A client that sends less than it announced leaves a short body, which fails to parse.
+        data = bytes(environ["wsgi.input"].read(length)) if length else b""
     if st.settings.debug_level >= 3:
         log.debug("%s %s body=%r", request.method, request.path, data)
     return data
