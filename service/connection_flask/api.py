@@ -107,7 +107,7 @@ def getconnection(partition: str) -> Response:
     )
     if found is None:
         return json_response({"error": f"partition {partition!r} not found"}, 404)
-    return Response(json_array(found), mimetype="application/json")
+    return Response(json_array(found), content_type="application/json")
 
 
 def json_array(items: list[bytes]) -> bytes:
