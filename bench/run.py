@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import functools
 import http.client
 import json
 import os
@@ -29,6 +28,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,6 +109,11 @@ def prefix_lines() -> list[str]:
 
 def broad_lines() -> list[str]:
     return [lookup_line(".*", data_type(0))]
+
+
+def ceiling_lines() -> list[str]:
+    """The exact-lookup bodies, posted to "/": the ceiling apps answer OK to any body there."""
+    return ["/\t" + line.partition("\t")[2] for line in exact_lines()]
 
 
 def publish_lines() -> list[str]:
@@ -286,6 +291,9 @@ class Run:
     # CPU used during the run by anything but this worker and wrk (other processes on the
     # machine), as a share of all CPUs: a run with much of it is disturbed.
     other_cpu: float = 0.0
+    # The Flask ceiling around this run: the mean of the ceiling runs just before and just
+    # after it (main scenarios only; see Bench.interleaved).
+    ceiling_rps: float | None = None
 
 
 @dataclass
@@ -303,6 +311,14 @@ class Result:
     def median(self) -> Run:
         ordered = sorted(self.runs, key=lambda r: r.rps)
         return ordered[(len(ordered) - 1) // 2]
+
+
+@dataclass
+class Scenario:
+    server: Server
+    result: Result
+    lines: list[str]
+    close: bool = False
 
 
 class Bench:
@@ -339,6 +355,43 @@ class Bench:
             raise RuntimeError(f"wrk printed no summary:\n{out}")
         return dict(json.loads(m.group(1)))
 
+    def request_file(self, result: Result, lines: list[str]) -> Path:
+        reqfile = self.logdir / f"{result.name.replace(' ', '_').replace('/', '_')}.req"
+        reqfile.write_text("\n".join(lines) + "\n")
+        return reqfile
+
+    def one_run(self, srv: Server, reqfile: Path, close: bool) -> Run:
+        cpu0, busy0, wrk0 = srv.cpu_seconds(), machine_busy(), children_cpu()
+        s = self.wrk_run(srv, reqfile, close, self.duration)
+        cpu = srv.cpu_seconds() - cpu0
+        busy, wrk_cpu = machine_busy() - busy0, children_cpu() - wrk0
+        other = max(busy - cpu - wrk_cpu, 0.0) / (s["duration_us"] / 1e6) / NCPU
+        n = max(int(s["requests"]), 1)
+        errors = sum(int(v) for k, v in s.items() if k.startswith("errors_"))
+        return Run(
+            rps=round(n / (s["duration_us"] / 1e6), 1),
+            requests=n,
+            p50_ms=s["p50_us"] / 1000,
+            p90_ms=s["p90_us"] / 1000,
+            p99_ms=s["p99_us"] / 1000,
+            errors=errors,
+            cpu_ms_per_req=round(cpu * 1000 / n, 4),
+            other_cpu=round(other, 3),
+        )
+
+    def report(self, result: Result) -> None:
+        med = result.median
+        runs = [r.rps for r in result.runs]
+        paired = paired_ratio(result)
+        print(
+            f"  {result.name:<44} {med.rps:>9.1f} req/s  p50 {med.p50_ms:7.2f} ms  "
+            f"p99 {med.p99_ms:7.2f} ms  cpu {med.cpu_ms_per_req:.3f} ms/req  "
+            f"errors {med.errors}  other CPU {max(r.other_cpu for r in result.runs):.0%}  "
+            + (f"x ceiling {paired:.2f}  " if paired is not None else "")
+            + (f"runs {runs}" if len(runs) <= 6 else f"{len(runs)} runs {min(runs)}-{max(runs)}"),
+            flush=True,
+        )
+
     def measure(
         self,
         srv: Server,
@@ -347,41 +400,43 @@ class Bench:
         *,
         close: bool = False,
     ) -> Result:
-        reqfile = self.logdir / f"{result.name.replace(' ', '_').replace('/', '_')}.req"
-        reqfile.write_text("\n".join(lines) + "\n")
+        reqfile = self.request_file(result, lines)
         if self.warmup:
             self.wrk_run(srv, reqfile, close, self.warmup)
         for _ in range(self.runs):
-            cpu0, busy0, wrk0 = srv.cpu_seconds(), machine_busy(), children_cpu()
-            s = self.wrk_run(srv, reqfile, close, self.duration)
-            cpu = srv.cpu_seconds() - cpu0
-            busy, wrk_cpu = machine_busy() - busy0, children_cpu() - wrk0
-            other = max(busy - cpu - wrk_cpu, 0.0) / (s["duration_us"] / 1e6) / NCPU
-            n = max(int(s["requests"]), 1)
-            errors = sum(int(v) for k, v in s.items() if k.startswith("errors_"))
-            result.runs.append(
-                Run(
-                    rps=round(n / (s["duration_us"] / 1e6), 1),
-                    requests=n,
-                    p50_ms=s["p50_us"] / 1000,
-                    p90_ms=s["p90_us"] / 1000,
-                    p99_ms=s["p99_us"] / 1000,
-                    errors=errors,
-                    cpu_ms_per_req=round(cpu * 1000 / n, 4),
-                    other_cpu=round(other, 3),
-                )
-            )
+            result.runs.append(self.one_run(srv, reqfile, close))
         reqfile.unlink()
-        med = result.median
-        print(
-            f"  {result.name:<44} {med.rps:>9.1f} req/s  p50 {med.p50_ms:7.2f} ms  "
-            f"p99 {med.p99_ms:7.2f} ms  cpu {med.cpu_ms_per_req:.3f} ms/req  "
-            f"errors {med.errors}  other CPU {max(r.other_cpu for r in result.runs):.0%}  "
-            f"runs {[r.rps for r in result.runs]}",
-            flush=True,
-        )
+        self.report(result)
         self.results.append(result)
         return result
+
+    def interleaved(self, ceiling_srv: Server, ceiling: Result, scenarios: list[Scenario]) -> None:
+        """Measure each scenario between two runs of the Flask ceiling, round after round:
+        C s1 C s2 C ... sK C, repeated ``runs`` times. Each scenario run is compared with the
+        mean of the ceiling runs on either side of it, so a machine whose speed drifts over
+        the minutes a benchmark takes (a shared VM does) moves both sides of the ratio alike."""
+        creq = self.request_file(ceiling, ceiling_lines())
+        files = [self.request_file(s.result, s.lines) for s in scenarios]
+        if self.warmup:
+            self.wrk_run(ceiling_srv, creq, False, self.warmup)
+            for s, f in zip(scenarios, files, strict=True):
+                self.wrk_run(s.server, f, s.close, self.warmup)
+        for round_ in range(1, self.runs + 1):
+            print(f"  round {round_} of {self.runs}", flush=True)
+            before = self.one_run(ceiling_srv, creq, False)
+            ceiling.runs.append(before)
+            for s, f in zip(scenarios, files, strict=True):
+                run = self.one_run(s.server, f, s.close)
+                after = self.one_run(ceiling_srv, creq, False)
+                ceiling.runs.append(after)
+                run.ceiling_rps = round((before.rps + after.rps) / 2, 1)
+                s.result.runs.append(run)
+                before = after
+        for f in [creq, *files]:
+            f.unlink()
+        for result in [ceiling, *(s.result for s in scenarios)]:
+            self.report(result)
+            self.results.append(result)
 
     def step(self, fn: Callable[[], None]) -> None:
         """Run one server's worth of scenarios; if its server died under it (killed from
@@ -399,8 +454,7 @@ class Bench:
 
     def ceilings(self, config: str, extra: dict[str, str], bare: bool) -> str:
         """Measure the Flask (and bare WSGI) ceiling; return the Flask result's name."""
-        # The lookup bodies, posted to "/": the ceiling apps answer any body there.
-        body = ["/\t" + line.partition("\t")[2] for line in exact_lines()]
+        body = ceiling_lines()
         flask = f"ceiling: trivial Flask POST [{config}]"
 
         def flask_step() -> None:
@@ -420,44 +474,49 @@ class Bench:
     def main_group(self) -> None:
         config = "gthread 2 threads"
         print(f"== main scenarios ({config})", flush=True)
-        ceiling = self.ceilings(config, {}, bare=True)
+        flask = f"ceiling: trivial Flask POST [{config}]"
+        ceiling = Result(flask, "ceiling", config, 0, None)
 
-        def publish_step() -> None:
-            with server(SERVICE_APP, {}, self.logdir, "publish") as srv:
-                for close in (False, True):
-                    name = f"publish 20 conns {'Connection: close' if close else 'keep-alive'}"
-                    r = Result(name, "publish", config, APPS * CONNS_PER_APP, None, ceiling=ceiling)
-                    self.measure(srv, r, publish_lines(), close=close)
+        def bare_step() -> None:
+            with server("ceiling:wsgi_app", {}, self.logdir, "ceiling-wsgi") as srv:
+                name = f"ceiling: bare WSGI callable [{config}]"
+                r = Result(name, "ceiling", config, 0, None, ceiling=flask)
+                self.measure(srv, r, ceiling_lines())
 
-        def lookup_step(n: int) -> None:
-            with server(SERVICE_APP, {}, self.logdir, f"lookup-{n}") as srv:
+        self.step(bare_step)
+        # Every server of the group at once (idle ones cost nothing), so that the scenarios
+        # and the ceiling can take turns; see interleaved().
+        with contextlib.ExitStack() as stack:
+
+            def start(app: str, name: str) -> Server:
+                return stack.enter_context(server(app, {}, self.logdir, name))
+
+            ceiling_srv = start("ceiling:flask_app", "ceiling-flask")
+            scenarios: list[Scenario] = []
+            publisher = start(SERVICE_APP, "publish")
+            for close in (False, True):
+                name = f"publish 20 conns {'Connection: close' if close else 'keep-alive'}"
+                r = Result(name, "publish", config, APPS * CONNS_PER_APP, None, ceiling=flask)
+                scenarios.append(Scenario(publisher, r, publish_lines(), close))
+            for n in SIZES:
+                srv = start(SERVICE_APP, f"lookup-{n}")
                 prefill(srv, n)
                 rss = srv.rss_mb()
+                print(f"  worker RSS with {n} entries after prefill: {rss:.1f} MB", flush=True)
                 for kind, lines, found in (
                     ("exact", exact_lines(), 1),
                     ("prefix", prefix_lines(), CONNS_PER_APP // DATA_TYPES),
                     ("broad", broad_lines(), n // DATA_TYPES),
                 ):
-                    r = Result(f"lookup {kind} N={n}", "lookup", config, n, found, ceiling=ceiling)
+                    r = Result(f"lookup {kind} N={n}", "lookup", config, n, found, ceiling=flask)
                     r.rss_mb = round(rss, 1)
-                    self.measure(srv, r, lines)
-                print(
-                    f"  worker RSS with {n} entries: {rss:.1f} MB after prefill, "
-                    f"{srv.rss_mb():.1f} MB after the lookups",
-                    flush=True,
-                )
-
-        def mixed_step() -> None:
-            with server(SERVICE_APP, {}, self.logdir, "mixed") as srv:
-                prefill(srv, MIXED_N)
-                name = f"mixed 80% prefix / 20% publish N={MIXED_N}"
-                r = Result(name, "mixed", config, MIXED_N, None, ceiling=ceiling)
-                self.measure(srv, r, mixed_lines())
-
-        self.step(publish_step)
-        for n in SIZES:
-            self.step(functools.partial(lookup_step, n))
-        self.step(mixed_step)
+                    scenarios.append(Scenario(srv, r, lines))
+            mixed = start(SERVICE_APP, "mixed")
+            prefill(mixed, MIXED_N)
+            name = f"mixed 80% prefix / 20% publish N={MIXED_N}"
+            r = Result(name, "mixed", config, MIXED_N, None, ceiling=flask)
+            scenarios.append(Scenario(mixed, r, mixed_lines()))
+            self.interleaved(ceiling_srv, ceiling, scenarios)
 
     def sweep_group(self) -> None:
         configs = [
@@ -671,7 +730,19 @@ def unique_names(results: list[Result]) -> list[Result]:
     return results
 
 
+def paired_ratio(result: Result) -> float | None:
+    """Median over the runs of req/s against the ceiling measured around each run, or None if
+    the runs were not interleaved with the ceiling."""
+    pairs = [r.rps / r.ceiling_rps for r in result.runs if r.ceiling_rps]
+    if not pairs or len(pairs) != len(result.runs):
+        return None
+    return statistics.median(pairs)
+
+
 def ratio(result: Result, by_name: dict[str, Result]) -> float | None:
+    paired = paired_ratio(result)
+    if paired is not None:
+        return paired
     if not result.ceiling:
         return None
     return result.median.rps / by_name[result.ceiling].median.rps
@@ -687,12 +758,20 @@ def verdicts(results: list[Result]) -> list[tuple[str, str, str, bool]]:
     for kind in SAME_AT_1K:
         small, big = by_name.get(f"{kind} N=1000"), by_name.get(f"{kind} N=100000")
         if small and big:
-            change = big.median.rps / small.median.rps - 1
+            raw = big.median.rps / small.median.rps - 1
+            small_ratio, big_ratio = paired_ratio(small), paired_ratio(big)
+            if small_ratio is not None and big_ratio is not None:
+                # Interleaved runs: compare each against the ceiling measured around it, so the
+                # minutes between the two scenarios' runs do not count.
+                change = big_ratio / small_ratio - 1
+                shown = f"{change:+.1%} (median req/s: {raw:+.1%})"
+            else:
+                change, shown = raw, f"{raw:+.1%}"
             out.append(
                 (
                     f"{kind}: N=100000 vs N=1000",
                     "within 10%",
-                    f"{change:+.1%}",
+                    shown,
                     abs(change) <= 0.10 or change > 0,
                 )
             )
@@ -702,6 +781,13 @@ def verdicts(results: list[Result]) -> list[tuple[str, str, str, bool]]:
             ("worker RSS with 100k entries", "<= 150 MB", f"{rss.rss_mb:.0f} MB", rss.rss_mb <= 150)
         )
     return out
+
+
+def runs_cell(r: Result) -> str:
+    rps = [x.rps for x in r.runs]
+    if len(rps) <= 6:
+        return " / ".join(f"{x:,.0f}" for x in rps)
+    return f"{len(rps)} runs, {min(rps):,.0f} to {max(rps):,.0f}"
 
 
 def table(results: list[Result], groups: tuple[str, ...]) -> str:
@@ -719,7 +805,7 @@ def table(results: list[Result], groups: tuple[str, ...]) -> str:
         errors = f" ({m.errors} errors)" if m.errors else ""
         rows.append(
             f"| {r.name}{errors} | {'' if r.results_per_request is None else r.results_per_request}"
-            f" | {m.rps:,.0f} | {' / '.join(f'{x.rps:,.0f}' for x in r.runs)} | {m.p50_ms:.2f} "
+            f" | {m.rps:,.0f} | {runs_cell(r)} | {m.p50_ms:.2f} "
             f"| {m.p99_ms:.2f} | {m.cpu_ms_per_req:.3f} | {'' if rat is None else f'{rat:.2f}'} "
             f"| {max(x.other_cpu for x in r.runs):.0%} |"
         )
