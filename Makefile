@@ -148,7 +148,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 	touch $@
 
 .PHONY: bench
-bench: $(VENV)/.bench-installed ## Run the DAQ load benchmarks (needs wrk: apt-get install wrk; ~20 min) and rewrite docs/PERFORMANCE.md; BENCH_QUICK=1: ~5 min smoke test, results in TMPDIR only.
+bench: $(VENV)/.bench-installed ## Run the DAQ load benchmarks (needs wrk: apt-get install wrk; ~25 min) and rewrite docs/PERFORMANCE.md; BENCH_QUICK=1: ~5 min smoke test, results in TMPDIR only.
 	@command -v $(WRK) >/dev/null 2>&1 || { echo "wrk not found: apt-get install wrk (or WRK=/path/to/wrk)" >&2; exit 1; }
 	WRK=$(WRK) BENCH_QUICK=$(BENCH_QUICK) BENCH_RUNS=$(BENCH_RUNS) $(VPY) bench/run.py
 
@@ -156,6 +156,11 @@ bench: $(VENV)/.bench-installed ## Run the DAQ load benchmarks (needs wrk: apt-g
 bench-profile: $(VENV)/.bench-installed ## Profile the worker under load with py-spy; writes docs/bench/profile.json.
 	@command -v $(WRK) >/dev/null 2>&1 || { echo "wrk not found: apt-get install wrk (or WRK=/path/to/wrk)" >&2; exit 1; }
 	WRK=$(WRK) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VPY) bench/run.py --profile
+
+.PHONY: bench-instructions
+bench-instructions: $(VENV)/.installed ## Count instructions per publish / lookup / trivial-route request with valgrind (apt-get install valgrind; ~4 min): steady on a noisy machine.
+	@command -v valgrind >/dev/null 2>&1 || { echo "valgrind not found: apt-get install valgrind" >&2; exit 1; }
+	$(VPY) bench/instructions.py
 
 ##@ E2E
 

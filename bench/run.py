@@ -322,7 +322,9 @@ class Scenario:
 
 
 class Bench:
-    def __init__(self, runs: int, duration: int, warmup: int, wrk: str, logdir: Path) -> None:
+    def __init__(
+        self, runs: int, duration: int, warmup: int, wrk: str, logdir: Path, *, sweep_runs: int = 3
+    ) -> None:
         self.runs, self.duration, self.warmup, self.wrk, self.logdir = (
             runs,
             duration,
@@ -330,6 +332,7 @@ class Bench:
             wrk,
             logdir,
         )
+        self.sweep_runs = sweep_runs
         self.results: list[Result] = []
 
     def wrk_run(self, srv: Server, reqfile: Path, close: bool, seconds: int) -> dict[str, Any]:
@@ -399,11 +402,12 @@ class Bench:
         lines: list[str],
         *,
         close: bool = False,
+        runs: int | None = None,
     ) -> Result:
         reqfile = self.request_file(result, lines)
         if self.warmup:
             self.wrk_run(srv, reqfile, close, self.warmup)
-        for _ in range(self.runs):
+        for _ in range(runs or self.runs):
             result.runs.append(self.one_run(srv, reqfile, close))
         reqfile.unlink()
         self.report(result)
@@ -452,19 +456,22 @@ class Bench:
                     raise
                 print(f"  step failed ({exc!r}); retrying it once", flush=True)
 
-    def ceilings(self, config: str, extra: dict[str, str], bare: bool) -> str:
+    def ceilings(
+        self, config: str, extra: dict[str, str], bare: bool, runs: int | None = None
+    ) -> str:
         """Measure the Flask (and bare WSGI) ceiling; return the Flask result's name."""
         body = ceiling_lines()
         flask = f"ceiling: trivial Flask POST [{config}]"
 
         def flask_step() -> None:
             with server("ceiling:flask_app", extra, self.logdir, "ceiling-flask") as srv:
-                self.measure(srv, Result(flask, "ceiling", config, 0, None), body)
+                self.measure(srv, Result(flask, "ceiling", config, 0, None), body, runs=runs)
 
         def wsgi_step() -> None:
             with server("ceiling:wsgi_app", extra, self.logdir, "ceiling-wsgi") as srv:
                 name = f"ceiling: bare WSGI callable [{config}]"
-                self.measure(srv, Result(name, "ceiling", config, 0, None, ceiling=flask), body)
+                r = Result(name, "ceiling", config, 0, None, ceiling=flask)
+                self.measure(srv, r, body, runs=runs)
 
         self.step(flask_step)
         if bare:
@@ -533,7 +540,7 @@ class Bench:
         )
         for config, extra in configs:
             print(f"== worker sweep: {config}", flush=True)
-            ceiling = self.ceilings(config, extra, bare=False)
+            ceiling = self.ceilings(config, extra, bare=False, runs=self.sweep_runs)
 
             def sweep_step(
                 config: str = config, extra: dict[str, str] = extra, ceiling: str = ceiling
@@ -542,11 +549,11 @@ class Bench:
                     prefill(srv, MIXED_N)
                     name = f"publish 20 conns [{config}]"
                     r = Result(name, "sweep-publish", config, MIXED_N, None, ceiling=ceiling)
-                    self.measure(srv, r, publish_lines())
+                    self.measure(srv, r, publish_lines(), runs=self.sweep_runs)
                     name = f"lookup prefix N={MIXED_N} [{config}]"
                     found = CONNS_PER_APP // DATA_TYPES
                     r = Result(name, "sweep-lookup", config, MIXED_N, found, ceiling=ceiling)
-                    self.measure(srv, r, prefix_lines())
+                    self.measure(srv, r, prefix_lines(), runs=self.sweep_runs)
 
             self.step(sweep_step)
 
@@ -832,8 +839,9 @@ def render(data: dict[str, Any]) -> str:
         BEGIN,
         "",
         f"Run of {data['date']}: `{data['command']}` ({data['runs']} runs of {data['duration']} s "
-        f"per scenario after a {data['warmup']} s warm-up; wrk -t{THREADS} -c{CONNECTIONS}; "
-        f"wall time {data['wall_seconds'] / 60:.1f} min).",
+        f"per main scenario, interleaved with the ceiling, and {data.get('sweep_runs', 3)} per "
+        f"sweep scenario, each after a {data['warmup']} s warm-up; wrk -t{THREADS} "
+        f"-c{CONNECTIONS}; wall time {data['wall_seconds'] / 60:.1f} min).",
         "",
         f"- Machine: {m['cpu']}, {m['cores']}, {m['memory']} RAM, kernel {m['kernel']}, {m['os']}",
         f"- Python {m['python']}; {m['packages']}; {m['wrk']}",
@@ -854,7 +862,17 @@ def render(data: dict[str, Any]) -> str:
         for r in results
         if r.config == "gthread 2 threads" and r.name.startswith("ceiling: trivial Flask")
     ]
-    if len(twice) >= 2:
+    interleaved = next((r for r in twice if len(r.runs) > data["runs"]), None)
+    if interleaved is not None:
+        rps = [x.rps for x in interleaved.runs]
+        parts += [
+            "",
+            f"Machine steadiness: the 2-thread Flask ceiling, run {len(rps)} times between the "
+            f"main scenarios, gave {min(rps):,.0f} to {max(rps):,.0f} req/s "
+            f"({max(rps) / min(rps) - 1:.0%} apart); each main scenario run is compared with the "
+            "ceiling runs just before and after it, so this drift is taken out of its ratio.",
+        ]
+    elif len(twice) >= 2:
         first, last = twice[0].median, twice[-1].median
         drift = last.rps / first.rps - 1
         parts += [
@@ -1024,7 +1042,16 @@ def main() -> int:
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
-        "--runs", type=int, default=int(os.environ.get("BENCH_RUNS") or ("1" if quick else "3"))
+        "--runs",
+        type=int,
+        default=int(os.environ.get("BENCH_RUNS") or ("1" if quick else "5")),
+        help="interleaved rounds of the main scenarios",
+    )
+    ap.add_argument(
+        "--sweep-runs",
+        type=int,
+        default=int(os.environ.get("BENCH_SWEEP_RUNS") or ("1" if quick else "3")),
+        help="runs of each worker-sweep scenario",
     )
     ap.add_argument(
         "--duration",
@@ -1071,7 +1098,9 @@ def main() -> int:
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="connection-flask-bench-") as tmp:
-        bench = Bench(args.runs, args.duration, args.warmup, wrk, Path(tmp))
+        bench = Bench(
+            args.runs, args.duration, args.warmup, wrk, Path(tmp), sweep_runs=args.sweep_runs
+        )
         groups = args.only.split(",")
         try:
             if "main" in groups:
@@ -1092,6 +1121,7 @@ def main() -> int:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": f"python bench/run.py {argv}".strip() + (" (BENCH_QUICK=1)" if quick else ""),
         "runs": args.runs,
+        "sweep_runs": args.sweep_runs,
         "duration": args.duration,
         "warmup": args.warmup,
         "wall_seconds": round(wall),

@@ -1,0 +1,64 @@
+"""How `make bench` turns runs into ratios and verdicts (the load itself is never a unit test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
+
+
+def _run(rps: float, ceiling: float | None = None) -> object:
+    return bench.Run(rps, int(rps * 10), 1.0, 2.0, 3.0, 0, 0.5, ceiling_rps=ceiling)
+
+
+def _result(name: str, *runs: object, ceiling: str | None = "ceiling") -> object:
+    return bench.Result(name, "lookup", "gthread 2 threads", 1000, 1, list(runs), ceiling=ceiling)
+
+
+def test_an_interleaved_scenario_is_compared_with_the_ceiling_around_each_run() -> None:
+    # The machine slows down between runs; scenario and ceiling slow down together.
+    r = _result("lookup exact N=1000", _run(900, 1000), _run(450, 500), _run(720, 800))
+    assert bench.paired_ratio(r) == 0.9
+    ceiling = _result("ceiling", _run(1000), _run(500), _run(800), ceiling=None)
+    assert bench.ratio(r, {"ceiling": ceiling}) == 0.9
+
+
+def test_runs_without_a_paired_ceiling_use_the_ceilings_median() -> None:
+    r = _result("lookup exact N=1000", _run(800), _run(900), _run(850))
+    ceiling = _result("ceiling", _run(1000), _run(1000), _run(1000), ceiling=None)
+    assert bench.paired_ratio(r) is None
+    assert bench.ratio(r, {"ceiling": ceiling}) == 0.85
+
+
+def test_the_size_check_compares_the_lookups_ratios_when_runs_were_interleaved() -> None:
+    small = _result("lookup prefix N=1000", _run(900, 1000), _run(900, 1000), _run(900, 1000))
+    # Measured while the machine was 20% slower: raw req/s fell 20%, the ratio did not.
+    big = _result("lookup prefix N=100000", _run(720, 800), _run(720, 800), _run(720, 800))
+    verdicts = {name: (got, ok) for name, _, got, ok in bench.verdicts([small, big])}
+    got, ok = verdicts["lookup prefix: N=100000 vs N=1000"]
+    assert got.startswith("+0.0%") and "-20.0%" in got
+    assert ok
+
+
+def test_the_size_check_fails_when_the_big_partition_is_slower_against_its_ceiling() -> None:
+    small = _result("lookup prefix N=1000", _run(900, 1000), _run(900, 1000), _run(900, 1000))
+    big = _result("lookup prefix N=100000", _run(700, 1000), _run(700, 1000), _run(700, 1000))
+    verdicts = {name: (got, ok) for name, _, got, ok in bench.verdicts([small, big])}
+    got, ok = verdicts["lookup prefix: N=100000 vs N=1000"]
+    assert got.startswith("-22.2%")
+    assert not ok
