@@ -761,7 +761,7 @@ def verdicts(results: list[Result]) -> list[tuple[str, str, str, bool]]:
     for name, target in TARGETS.items():
         if name in by_name:
             got = ratio(by_name[name], by_name) or 0.0
-            out.append((name, f">= {target:.2f} of Flask", f"{got:.2f}", got >= target))
+            out.append((name, f">= {target:.2f} of Flask", f"{got:.3f}", got >= target))
     for kind in SAME_AT_1K:
         small, big = by_name.get(f"{kind} N=1000"), by_name.get(f"{kind} N=100000")
         if small and big:
