@@ -40,6 +40,7 @@ lint: venv ## Run ruff and mypy.
 	$(VENV)/bin/ruff check service tests bench
 	$(VENV)/bin/ruff format --check service tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy bench/run.py bench/instructions.py bench/ceiling.py
 
 .PHONY: fmt
 fmt: venv ## Format the code with ruff.
