@@ -55,8 +55,9 @@ def _stats_page(*, reset: bool) -> str:
 
 @bp.get("/")
 def dump() -> Response:
-    require_read(state())
-    registry = state().registry
+    st = state()
+    require_read(st)
+    registry = st.registry
     snapshot = registry.snapshot()
     out = ["<h1>Dump of configuration dictionary</h1>", "<h2>Active partitions</h2><p>"]
     if not snapshot:
