@@ -456,26 +456,16 @@ class Bench:
                     raise
                 print(f"  step failed ({exc!r}); retrying it once", flush=True)
 
-    def ceilings(
-        self, config: str, extra: dict[str, str], bare: bool, runs: int | None = None
-    ) -> str:
-        """Measure the Flask (and bare WSGI) ceiling; return the Flask result's name."""
-        body = ceiling_lines()
+    def flask_ceiling(self, config: str, extra: dict[str, str], runs: int) -> str:
+        """Measure the Flask ceiling on its own (the sweep); return its result's name."""
         flask = f"ceiling: trivial Flask POST [{config}]"
 
         def flask_step() -> None:
             with server("ceiling:flask_app", extra, self.logdir, "ceiling-flask") as srv:
-                self.measure(srv, Result(flask, "ceiling", config, 0, None), body, runs=runs)
-
-        def wsgi_step() -> None:
-            with server("ceiling:wsgi_app", extra, self.logdir, "ceiling-wsgi") as srv:
-                name = f"ceiling: bare WSGI callable [{config}]"
-                r = Result(name, "ceiling", config, 0, None, ceiling=flask)
-                self.measure(srv, r, body, runs=runs)
+                r = Result(flask, "ceiling", config, 0, None)
+                self.measure(srv, r, ceiling_lines(), runs=runs)
 
         self.step(flask_step)
-        if bare:
-            self.step(wsgi_step)
         return flask
 
     def main_group(self) -> None:
@@ -540,7 +530,7 @@ class Bench:
         )
         for config, extra in configs:
             print(f"== worker sweep: {config}", flush=True)
-            ceiling = self.ceilings(config, extra, bare=False, runs=self.sweep_runs)
+            ceiling = self.flask_ceiling(config, extra, self.sweep_runs)
 
             def sweep_step(
                 config: str = config, extra: dict[str, str] = extra, ceiling: str = ceiling
