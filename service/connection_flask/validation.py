@@ -110,11 +110,6 @@ class _PublishCache:
             self._items[body] = (settings, value)
             self.held += len(body)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self.held = 0
-
     def __len__(self) -> int:
         return len(self._items)
 
