@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from connection_flask import admin, api, ops
+from connection_flask import admin, api, logs, ops
 from connection_flask.metrics import Metrics
 from connection_flask.registry import Clock, Registry
 from connection_flask.settings import Settings
@@ -18,8 +18,6 @@ from connection_flask.state import EXTENSION, State, state
 from connection_flask.validation import Invalid
 
 log = logging.getLogger("connection_flask")
-
-_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = time.monotonic) -> Flask:
@@ -35,7 +33,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.monotoni
         max_entries=settings.max_entries,
     )
     app.extensions[EXTENSION] = State(settings, registry, Metrics(registry.counts))
-    _configure_logging(settings)
+    logs.configure(settings)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(ops.bp)
@@ -45,15 +43,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.monotoni
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app
-
-
-def _configure_logging(settings: Settings) -> None:
-    # Under Gunicorn, log through its error log so operators find everything in one stream.
-    gunicorn_log = logging.getLogger("gunicorn.error")
-    if gunicorn_log.handlers:
-        log.handlers = list(gunicorn_log.handlers)
-        log.propagate = False
-    log.setLevel(_LEVELS[settings.debug_level])
 
 
 # Where a request's start time travels from the WSGI wrapper to the after_request hook: a

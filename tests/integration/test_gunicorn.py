@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -182,3 +184,25 @@ def test_a_client_that_sends_an_oversized_body_reads_the_413(
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert answer.endswith(b'CONNECTION_FLASK_MAX_BODY_BYTES (4194304 bytes)"}')
+
+
+def test_timing_lines_reach_the_error_log_in_gunicorns_format_and_none_is_lost_at_exit(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server([str(BIN / "connection-flask")])
+    publish_and_look_up(server)
+    line = re.compile(
+        r"^\[[-\d]+ [:\d]+ [+-]\d{4}\] \[\d+\] \[INFO\] "
+        r"(publish partition=ccTest connections=\d+|lookup partition=ccTest uid_regex=\S+"
+        r" found=\d+) took \d+ us$",
+        re.M,
+    )
+    deadline = time.monotonic() + 5
+    while len(line.findall(server.output())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(line.findall(server.output())) == 2, server.output()
+    # Lines still waiting for the log writer when the worker exits are written on the way out.
+    publish_and_look_up(server)
+    assert server.stop() == 0
+    output = server.log.read_text(errors="replace")
+    assert len(line.findall(output)) == 4, output
