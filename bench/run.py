@@ -515,6 +515,24 @@ class Bench:
             scenarios.append(Scenario(mixed, r, mixed_lines()))
             self.interleaved(ceiling_srv, ceiling, scenarios)
 
+    def variants_group(self, variants: list[tuple[str, dict[str, str]]]) -> None:
+        """Publish (20 connections, keep-alive) on one server per variant, interleaved with the
+        Flask ceiling as the main group is: an A/B test of a setting or of another checkout
+        (``PYTHONPATH=/path/to/checkout/service``). Prints; writes nothing."""
+        config = "gthread 2 threads"
+        flask = f"ceiling: trivial Flask POST [{config}]"
+        with contextlib.ExitStack() as stack:
+            ceiling_srv = stack.enter_context(
+                server("ceiling:flask_app", {}, self.logdir, "ceiling-flask")
+            )
+            scenarios: list[Scenario] = []
+            for name, extra in variants:
+                srv = stack.enter_context(server(SERVICE_APP, extra, self.logdir, f"v-{name}"))
+                label = f"publish 20 conns keep-alive [{name}]"
+                r = Result(label, "variant", name, APPS * CONNS_PER_APP, None, ceiling=flask)
+                scenarios.append(Scenario(srv, r, publish_lines()))
+            self.interleaved(ceiling_srv, Result(flask, "ceiling", config, 0, None), scenarios)
+
     def sweep_group(self) -> None:
         configs = [
             (f"gthread {t} thread{'s' if t > 1 else ''}", {"CONNECTION_FLASK_THREADS": str(t)})
@@ -709,6 +727,20 @@ def machine() -> dict[str, str]:
         "packages": packages,
         "wrk": wrk[0].split(" [")[0] if wrk else "?",
     }
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
+    """``NAME`` or ``NAME:VAR=VALUE[,VAR=VALUE...]`` -> (NAME, environment for its server)."""
+    name, _, assignments = spec.partition(":")
+    env: dict[str, str] = {}
+    for item in filter(None, assignments.split(",")):
+        var, eq, value = item.partition("=")
+        if not eq or not var:
+            raise ValueError(f"variant {spec!r}: {item!r} is not VAR=VALUE")
+        env[var] = value
+    if not name:
+        raise ValueError(f"variant {spec!r} has no name")
+    return name, env
 
 
 def unique_names(results: list[Result]) -> list[Result]:
@@ -1028,8 +1060,15 @@ def profile_main(wrk: str, seconds: int, target: Path) -> int:
     return 0
 
 
-def main() -> int:
-    quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+def variants_main(
+    variants: list[tuple[str, dict[str, str]]], wrk: str, runs: int, duration: int, warmup: int
+) -> int:
+    with tempfile.TemporaryDirectory(prefix="connection-flask-bench-") as tmp:
+        Bench(runs, duration, warmup, wrk, Path(tmp)).variants_group(variants)
+    return 0
+
+
+def parser(quick: bool) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
         "--runs",
@@ -1067,10 +1106,23 @@ def main() -> int:
         help="only print a before/after table of two results files",
     )
     ap.add_argument(
+        "--variant",
+        action="append",
+        metavar="NAME[:VAR=VALUE,...]",
+        help="only A/B-test publish on one server per variant (repeat), interleaved with the\n"
+        "Flask ceiling; e.g. --variant shipped --variant debug0:CONNECTION_FLASK_DEBUG=0",
+    )
+    ap.add_argument(
         "--profile",
         action="store_true",
         help="profile the worker with py-spy under load instead; writes docs/bench/profile.json",
     )
+    return ap
+
+
+def main() -> int:
+    quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    ap = parser(quick)
     args = ap.parse_args()
 
     if args.compare:
@@ -1085,6 +1137,12 @@ def main() -> int:
 
     if args.profile:
         return profile_main(wrk, args.duration, args.out.parent / "profile.json")
+    if args.variant:
+        try:
+            variants = [parse_variant(v) for v in args.variant]
+        except ValueError as exc:
+            ap.error(str(exc))
+        return variants_main(variants, wrk, args.runs, args.duration, args.warmup)
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="connection-flask-bench-") as tmp:

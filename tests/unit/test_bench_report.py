@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -62,3 +64,17 @@ def test_the_size_check_fails_when_the_big_partition_is_slower_against_its_ceili
     got, ok = verdicts["lookup prefix: N=100000 vs N=1000"]
     assert got.startswith("-22.2%")
     assert not ok
+
+
+def test_a_variant_names_the_environment_of_its_server() -> None:
+    assert bench.parse_variant("shipped") == ("shipped", {})
+    assert bench.parse_variant("old:PYTHONPATH=/src/a=b,CONNECTION_FLASK_DEBUG=0") == (
+        "old",
+        {"PYTHONPATH": "/src/a=b", "CONNECTION_FLASK_DEBUG": "0"},
+    )
+
+
+@pytest.mark.parametrize("spec", ["x:NOVALUE", ":A=1", "x:=1"])
+def test_a_malformed_variant_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="variant"):
+        bench.parse_variant(spec)
