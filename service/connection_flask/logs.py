@@ -2,10 +2,10 @@
 
 Under Gunicorn a write to the log stream releases the GIL, and with the worker's other threads
 waiting for it each write costs a round of thread handoffs. At CONNECTION_FLASK_DEBUG=1 (the
-default) every publish and lookup logs a timing line, and its write cost a publish about a
-tenth of its throughput (``make bench``, docs/PERFORMANCE.md). So the service's lines are
+default) every publish and lookup logs a timing line, and writing each one as it came cost a
+publish 5-10% of its throughput (docs/PERFORMANCE.md, change 13). So the service's lines are
 formatted when logged, exactly as Gunicorn's handler would format them, and written in batches
-of at most ``FLUSH_SECONDS``; warnings and errors wake the writer at once.
+at most ``FLUSH_SECONDS`` late; warnings and errors wake the writer at once.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ class BatchingHandler(logging.Handler):
     def close(self) -> None:
         self._closed = True
         self.flush()
-        self._pending_set.set()  # let the writer see it is closed
+        self._pending_set.set()  # let the writer see it is closed, without waiting to gather
+        self._urgent.set()
         super().close()
 
     def _write_loop(self) -> None:
