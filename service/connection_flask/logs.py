@@ -43,8 +43,9 @@ def configure(settings: Settings) -> None:
 
 
 class BatchingHandler(logging.Handler):
-    """Formats each record with ``target``'s formatter, and writes them to ``target``'s stream
-    from a thread of its own, many lines per write, at most ``interval`` seconds late.
+    """Formats each record that ``target``'s filters pass with its formatter, and writes them
+    to ``target``'s stream from a thread of its own, many lines per write, at most
+    ``interval`` seconds late.
 
     The target keeps its stream: Gunicorn reopens it on SIGUSR1 and it is written under the
     target's lock. Records at WARNING or above are written at once (after what is pending,
@@ -67,6 +68,8 @@ class BatchingHandler(logging.Handler):
         self._writer_started = False
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not self.target.filter(record):
+            return
         try:
             line = self.target.format(record) + self.target.terminator
         except Exception:

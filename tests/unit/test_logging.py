@@ -159,3 +159,13 @@ def test_under_gunicorn_the_service_logs_through_its_error_log_handlers(
         for handler in service_log.handlers:
             handler.close()
         service_log.handlers, service_log.propagate, service_log.level = saved
+
+
+def test_the_targets_filters_still_decide_what_is_written(
+    batched: logging.Logger, target: logging.StreamHandler[CountingStream]
+) -> None:
+    target.addFilter(lambda record: "secret" not in record.getMessage())
+    batched.info("kept")
+    batched.info("a secret")
+    batched.handlers[0].flush()
+    assert "kept" in written(target) and "secret" not in written(target)
