@@ -313,6 +313,10 @@ class Result:
         return ordered[(len(ordered) - 1) // 2]
 
 
+def flask_ceiling_name(config: str) -> str:
+    return f"ceiling: trivial Flask POST [{config}]"
+
+
 @dataclass
 class Scenario:
     server: Server
@@ -458,7 +462,7 @@ class Bench:
 
     def flask_ceiling(self, config: str, extra: dict[str, str], runs: int) -> str:
         """Measure the Flask ceiling on its own (the sweep); return its result's name."""
-        flask = f"ceiling: trivial Flask POST [{config}]"
+        flask = flask_ceiling_name(config)
 
         def flask_step() -> None:
             with server("ceiling:flask_app", extra, self.logdir, "ceiling-flask") as srv:
@@ -471,7 +475,7 @@ class Bench:
     def main_group(self) -> None:
         config = "gthread 2 threads"
         print(f"== main scenarios ({config})", flush=True)
-        flask = f"ceiling: trivial Flask POST [{config}]"
+        flask = flask_ceiling_name(config)
         ceiling = Result(flask, "ceiling", config, 0, None)
 
         def bare_step() -> None:
@@ -520,7 +524,7 @@ class Bench:
         Flask ceiling as the main group is: an A/B test of a setting or of another checkout
         (``PYTHONPATH=/path/to/checkout/service``). Prints; writes nothing."""
         config = "gthread 2 threads"
-        flask = f"ceiling: trivial Flask POST [{config}]"
+        flask = flask_ceiling_name(config)
         with contextlib.ExitStack() as stack:
             ceiling_srv = stack.enter_context(
                 server("ceiling:flask_app", {}, self.logdir, "ceiling-flask")
