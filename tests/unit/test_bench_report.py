@@ -66,6 +66,47 @@ def test_the_size_check_fails_when_the_big_partition_is_slower_against_its_ceili
     assert not ok
 
 
+class _ScriptedBench(bench.Bench):
+    """interleaved() without servers or wrk: each run's req/s comes from a script, in order."""
+
+    def __init__(self, rounds: int, logdir: Path, script: list[tuple[str, float]]) -> None:
+        super().__init__(rounds, 10, 0, "wrk", logdir)
+        self.script = script
+
+    def one_run(self, srv: object, reqfile: Path, close: bool) -> object:
+        expected, rps = self.script.pop(0)
+        assert (srv, close) == (expected, "close" in expected)
+        return _run(rps)
+
+
+def test_publish_with_connection_close_is_judged_against_the_ceiling_measured_likewise(
+    tmp_path: Path,
+) -> None:
+    ceiling = _result("ceiling: trivial Flask POST [gthread 2 threads]", ceiling=None)
+    close_ceiling = _result("close ceiling", ceiling=ceiling.name)
+    keep = _result("publish 20 conns keep-alive", ceiling=ceiling.name)
+    close = _result("publish 20 conns Connection: close", ceiling=close_ceiling.name)
+    scenarios = [
+        bench.Scenario("publisher", keep, []),
+        bench.Scenario("ceiling close", close_ceiling, [], close=True),
+        bench.Scenario("publisher close", close, [], True, close_ceiling),
+    ]
+    # One round: C keep C close-ceiling C close-publish C.
+    script = [("ceiling", 2000.0), ("publisher", 1700.0), ("ceiling", 2000.0)]
+    script += [("ceiling close", 1500.0), ("ceiling", 2000.0)]
+    script += [("publisher close", 1350.0), ("ceiling", 2000.0)]
+    _ScriptedBench(1, tmp_path, script).interleaved("ceiling", ceiling, scenarios)
+    verdicts = {name: (wanted, got, ok) for name, wanted, got, ok in bench.verdicts([keep, close])}
+    assert verdicts["publish 20 conns keep-alive"] == (">= 0.80 of Flask", "0.850", True)
+    assert verdicts["publish 20 conns Connection: close"] == (
+        ">= 0.80 of Flask, Connection: close",
+        "0.900",
+        True,
+    )
+    # The close ceiling itself is still shown against the keep-alive ceiling around it.
+    assert bench.paired_ratio(close_ceiling) == 0.75
+
+
 def test_a_variant_names_the_environment_of_its_server() -> None:
     assert bench.parse_variant("shipped") == ("shipped", {})
     assert bench.parse_variant("old:PYTHONPATH=/src/a=b,CONNECTION_FLASK_DEBUG=0") == (
