@@ -149,7 +149,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 	touch $@
 
 .PHONY: bench
-bench: $(VENV)/.bench-installed ## Run the DAQ load benchmarks (needs wrk: apt-get install wrk; ~33 min) and rewrite docs/PERFORMANCE.md; BENCH_QUICK=1: ~5 min smoke test, results in TMPDIR only.
+bench: $(VENV)/.bench-installed ## Run the DAQ load benchmarks (needs wrk: apt-get install wrk; ~35 min) and rewrite docs/PERFORMANCE.md; BENCH_QUICK=1: ~5 min smoke test, results in TMPDIR only.
 	@command -v $(WRK) >/dev/null 2>&1 || { echo "wrk not found: apt-get install wrk (or WRK=/path/to/wrk)" >&2; exit 1; }
 	WRK=$(WRK) BENCH_QUICK=$(BENCH_QUICK) BENCH_RUNS=$(BENCH_RUNS) $(VPY) bench/run.py
 
