@@ -6,7 +6,7 @@ import io
 import logging
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -76,14 +76,29 @@ def target() -> logging.StreamHandler[CountingStream]:
 
 
 @pytest.fixture
-def batched(target: logging.StreamHandler[CountingStream]) -> Iterator[logging.Logger]:
-    """A logger writing through a BatchingHandler that waits 30 s to gather lines."""
-    logger = logging.getLogger("test_logging.batched")
-    handler = logs.BatchingHandler(target, interval=30)
-    logger.handlers, logger.propagate, logger.level = [handler], False, logging.DEBUG
-    yield logger
-    handler.close()
-    logger.handlers = []
+def batching(
+    target: logging.StreamHandler[CountingStream],
+) -> Iterator[Callable[[float], logging.Logger]]:
+    """``batching(interval)``: a logger writing into ``target`` through a BatchingHandler."""
+    made: list[tuple[logging.Logger, logs.BatchingHandler]] = []
+
+    def make(interval: float) -> logging.Logger:
+        logger = logging.getLogger(f"test_logging.batched{len(made)}")
+        handler = logs.BatchingHandler(target, interval=interval)
+        logger.handlers, logger.propagate, logger.level = [handler], False, logging.DEBUG
+        made.append((logger, handler))
+        return logger
+
+    yield make
+    for logger, handler in made:
+        handler.close()
+        logger.handlers = []
+
+
+@pytest.fixture
+def batched(batching: Callable[[float], logging.Logger]) -> logging.Logger:
+    """A batching logger that waits 30 s to gather lines."""
+    return batching(30)
 
 
 def written(target: logging.StreamHandler[CountingStream], within: float = 0.0) -> str:
@@ -109,21 +124,15 @@ def test_batched_lines_are_those_the_target_would_write_in_one_write(
 
 
 def test_info_lines_reach_the_stream_within_the_interval(
-    target: logging.StreamHandler[CountingStream],
+    batching: Callable[[float], logging.Logger], target: logging.StreamHandler[CountingStream]
 ) -> None:
-    logger = logging.getLogger("test_logging.soon")
-    handler = logs.BatchingHandler(target, interval=1.0)
-    logger.handlers, logger.propagate, logger.level = [handler], False, logging.INFO
-    try:
-        logger.info("first")
-        logger.info("second")
-        assert written(target) == ""
-        text = written(target, within=5)
-        assert "[INFO] first\n" in text
-        assert text.index("first") < text.index("second")
-    finally:
-        handler.close()
-        logger.handlers = []
+    logger = batching(1.0)
+    logger.info("first")
+    logger.info("second")
+    assert written(target) == ""
+    text = written(target, within=5)
+    assert "[INFO] first\n" in text
+    assert text.index("first") < text.index("second")
 
 
 def test_a_warning_is_written_at_once_after_the_lines_before_it(
