@@ -185,7 +185,11 @@ def test_values_reach_the_environment() -> None:
     assert env["CONNECTION_FLASK_PURGE_GRACE"] == "30"
     assert env["CONNECTION_FLASK_DEBUG"] == "0"
     assert env["CONNECTION_FLASK_MAX_BODY_BYTES"] == "16777216"  # not 1.6777216e+07
-    assert env["CONNECTION_FLASK_WORKER_CLASS"] == "gevent"
+    assert env["CONNECTION_FLASK_WORKER_CLASS"] == "gthread"
+    assert env["CONNECTION_FLASK_THREADS"] == "4"
+    assert env["CONNECTION_FLASK_HEADER_TIMEOUT"] == "2.5"
+    assert env["CONNECTION_FLASK_SWEEP_INTERVAL"] == "0.5"
+    assert env["CONNECTION_FLASK_DUMP_PAGE_SIZE"] == "50"
     assert env["CONNECTION_FLASK_GRACEFUL_TIMEOUT"] == "40"
     assert env["CONNECTION_FLASK_DRAIN_SECONDS"] == "2.5"
 
@@ -276,6 +280,12 @@ def test_monitoring_namespace_override() -> None:
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("unknownTopLevel=1", "unknownTopLevel"),
         ("config.limits.maxUidLenght=10", "maxUidLenght"),
+        # The service refuses these at start-up; the schema refuses them at render time.
+        ("gunicorn.keepalive=0", "keepalive"),
+        ("gunicorn.headerTimeout=0", "headerTimeout"),
+        ("gunicorn.bodyTimeout=-1", "bodyTimeout"),
+        ("config.sweepInterval=0", "sweepInterval"),
+        ("config.dumpPageSize=0", "dumpPageSize"),
     ],
 )
 def test_values_schema_rejects_wrong_values(bad: str, complaint: str) -> None:
