@@ -87,12 +87,29 @@ _SPEC: dict[str, Setting] = {
     "workers": Setting(
         "CONNECTION_FLASK_WORKERS", 1, "Gunicorn workers. Must be 1: the registry lives in memory."
     ),
-    "threads": Setting("CONNECTION_FLASK_THREADS", 2, "Gunicorn threads per worker (gthread)."),
+    "threads": Setting(
+        "CONNECTION_FLASK_THREADS", 2, "Threads per worker (gthread only; gevent needs none)."
+    ),
     "worker_class": Setting(
-        "CONNECTION_FLASK_WORKER_CLASS", "gthread", "Gunicorn worker class (gthread or gevent)."
+        "CONNECTION_FLASK_WORKER_CLASS",
+        "gevent",
+        "Gunicorn worker class: gevent (a slow or idle socket costs a greenlet, not a thread), "
+        "gthread or sync.",
     ),
     "worker_connections": Setting(
-        "CONNECTION_FLASK_WORKER_CONNECTIONS", 1000, "Most open client connections per worker."
+        "CONNECTION_FLASK_WORKER_CONNECTIONS",
+        10_000,
+        "Most open client connections per worker (gevent); each needs a file descriptor.",
+    ),
+    "header_timeout": Setting(
+        "CONNECTION_FLASK_HEADER_TIMEOUT",
+        10.0,
+        "Seconds a new connection has to send complete request headers before it is closed.",
+    ),
+    "body_timeout": Setting(
+        "CONNECTION_FLASK_BODY_TIMEOUT",
+        10.0,
+        "Seconds a client has to send a whole request body (408 past it).",
     ),
     "timeout": Setting("CONNECTION_FLASK_TIMEOUT", 30, "Gunicorn worker timeout, seconds."),
     "graceful_timeout": Setting(
@@ -105,7 +122,22 @@ _SPEC: dict[str, Setting] = {
         5.0,
         "Seconds the server keeps serving after SIGTERM with /readyz answering 503.",
     ),
-    "keepalive": Setting("CONNECTION_FLASK_KEEPALIVE", 5, "Seconds an idle keep-alive waits."),
+    "keepalive": Setting(
+        "CONNECTION_FLASK_KEEPALIVE",
+        5,
+        "Seconds an idle keep-alive connection is kept for its next request (at least 1).",
+    ),
+    "sweep_interval": Setting(
+        "CONNECTION_FLASK_SWEEP_INTERVAL",
+        1.0,
+        "Seconds between the background sweeper's passes, which remove entries expired for "
+        "longer than the purge grace even when nobody publishes.",
+    ),
+    "dump_page_size": Setting(
+        "CONNECTION_FLASK_DUMP_PAGE_SIZE",
+        100,
+        "Entries per partition the dump page (GET /) shows before linking to the next page.",
+    ),
     "access_log": Setting(
         "CONNECTION_FLASK_ACCESS_LOG", "-", "Gunicorn access log target ('-' stdout, '' off)."
     ),
@@ -155,10 +187,14 @@ class Settings:
     threads: int = _SPEC["threads"].default
     worker_class: str = _SPEC["worker_class"].default
     worker_connections: int = _SPEC["worker_connections"].default
+    header_timeout: float = _SPEC["header_timeout"].default
+    body_timeout: float = _SPEC["body_timeout"].default
     timeout: int = _SPEC["timeout"].default
     graceful_timeout: int = _SPEC["graceful_timeout"].default
     drain_seconds: float = _SPEC["drain_seconds"].default
     keepalive: int = _SPEC["keepalive"].default
+    sweep_interval: float = _SPEC["sweep_interval"].default
+    dump_page_size: int = _SPEC["dump_page_size"].default
     access_log: str = _SPEC["access_log"].default
     worker_tmp_dir: str = _SPEC["worker_tmp_dir"].default
 
@@ -175,6 +211,17 @@ class Settings:
             raise SettingsError(
                 f"CONNECTION_FLASK_WORKER_CLASS must be gthread, gevent or sync, "
                 f"got {self.worker_class!r}"
+            )
+        for name in ("header_timeout", "body_timeout", "sweep_interval"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{_SPEC[name].env} must be > 0, got {getattr(self, name)}")
+        if self.keepalive < 1:
+            # Gunicorn's async workers bound the wait for a request's headers only inside
+            # their keep-alive loop: with keep-alive off a silent socket would be held forever.
+            raise SettingsError(f"CONNECTION_FLASK_KEEPALIVE must be >= 1, got {self.keepalive}")
+        if self.dump_page_size < 1:
+            raise SettingsError(
+                f"CONNECTION_FLASK_DUMP_PAGE_SIZE must be >= 1, got {self.dump_page_size}"
             )
         for name in ("write_token", "read_token"):
             # Secrets mounted from files often end in a newline: it is not part of the token.

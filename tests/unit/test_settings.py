@@ -16,7 +16,7 @@ def test_defaults_match_the_contract() -> None:
     s = Settings.from_env({})
     assert (s.entry_ttl, s.purge_grace, s.debug_level) == (10.0, 60.0, 1)
     assert s.max_body_bytes == 4 * 1024 * 1024
-    assert (s.bind, s.workers, s.worker_class) == ("0.0.0.0:5000", 1, "gthread")
+    assert (s.bind, s.workers, s.worker_class) == ("0.0.0.0:5000", 1, "gevent")
 
 
 def test_values_are_read_from_the_environment() -> None:
