@@ -7,8 +7,11 @@ Used as ``gunicorn --config python:connection_flask.gunicorn_conf connection_fla
 from __future__ import annotations
 
 import os
+import resource
 import signal
+import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 # Only settings: importing the WSGI module here would build an app in the Gunicorn master.
@@ -18,7 +21,13 @@ _settings = Settings.from_env()
 
 bind = [_settings.bind]
 workers = _settings.workers
-worker_class = _settings.worker_class
+# gevent is ours: Gunicorn's gevent worker plus a deadline on a new connection's headers.
+WORKER_CLASSES = {
+    "gevent": "connection_flask.worker.GeventWorker",
+    "gthread": "gthread",
+    "sync": "sync",
+}
+worker_class = WORKER_CLASSES[_settings.worker_class]
 threads = _settings.threads
 worker_connections = _settings.worker_connections
 timeout = _settings.timeout
@@ -36,9 +45,34 @@ worker_tmp_dir = _settings.worker_tmp_dir or ("/dev/shm" if os.path.isdir("/dev/
 control_socket_disable = True
 
 
+# Descriptors a worker needs besides its client sockets: listeners, log files, the heartbeat
+# file, the sweeper, Python's own.
+SPARE_FDS = 64
+
+
 def on_starting(server: Any) -> None:
     if server.cfg.workers > 1:
         raise SystemExit(MULTI_WORKER_MESSAGE.format(n=server.cfg.workers))
+    raise_fd_limit(server.cfg.worker_connections + SPARE_FDS, server.log)
+
+
+def raise_fd_limit(needed: int, log: Any) -> None:
+    """Raise the soft limit on open files to what worker_connections needs (the workers inherit
+    it), as far as the hard limit allows: shells often start with a soft limit of 1024 while
+    the hard limit is far higher. Past the hard limit, say so: accept() would fail with EMFILE
+    once that many connections are open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "open-file limit %d is below the %d that CONNECTION_FLASK_WORKER_CONNECTIONS needs: "
+            "raise the hard limit (ulimit -Hn) or lower the setting",
+            soft,
+            needed,
+        )
 
 
 # Graceful shutdown. On SIGTERM Gunicorn's arbiter closes its listeners and forwards SIGTERM to
@@ -57,25 +91,47 @@ def post_worker_init(worker: Any) -> None:
     drain = _settings.drain_seconds
     started = threading.Event()
 
-    def finish(sig: int, frame: Any) -> None:
+    def finish(sig: int) -> None:
         worker.cfg.set("graceful_timeout", _settings.graceful_timeout)
-        original(sig, frame)
+        original(sig, None)
 
-    def on_sigterm(sig: int, frame: Any) -> None:
+    def start_drain(sig: int) -> None:
         draining.set()
         if started.is_set():
             return  # the arbiter forwards SIGTERM too: one drain only
         started.set()
         worker.log.info("SIGTERM: draining for %.1f s (/readyz answers 503)", drain)
-        if drain <= 0:
-            finish(sig, frame)
+        later(drain, finish, sig)
+
+    later = _scheduler()
+    # Under gevent a signal handler may run inside the event loop, where anything that could
+    # block (a lock, starting a thread) raises BlockingSwitchOutError: the handler only
+    # schedules the drain, as Gunicorn's own gevent worker does for SIGQUIT.
+    signal.signal(signal.SIGTERM, lambda sig, frame: later(0, start_drain, sig))
+    signal.siginterrupt(signal.SIGTERM, False)
+
+
+def _scheduler() -> Callable[..., None]:
+    """later(seconds, fn, *args): run fn after seconds, off the signal handler: a greenlet in
+    a gevent worker, a timer thread otherwise."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        import gevent
+
+        def spawn_later(seconds: float, fn: Callable[..., None], *args: Any) -> None:
+            gevent.spawn_later(seconds, fn, *args)
+
+        return spawn_later
+
+    def later(seconds: float, fn: Callable[..., None], *args: Any) -> None:
+        if seconds <= 0:
+            fn(*args)
             return
-        timer = threading.Timer(drain, finish, (sig, None))
+        timer = threading.Timer(seconds, fn, args)
         timer.daemon = True
         timer.start()
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    signal.siginterrupt(signal.SIGTERM, False)
+    return later
 
 
 def _draining_event(wsgi: Any) -> threading.Event | None:
