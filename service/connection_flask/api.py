@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Response, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
+from connection_flask import body as bodies
 from connection_flask import validation
 from connection_flask.registry import LimitExceeded
 from connection_flask.state import State, state
@@ -24,24 +24,10 @@ def json_response(value: Any, status: int = 200) -> Response:
 
 
 def body(st: State) -> bytes:
-    """The request body, read straight from the server's input stream (Werkzeug's stream
-    wrappers cost a tenth of a publish), refused with 413 past CONNECTION_FLASK_MAX_BODY_BYTES."""
-    environ, length = request.environ, request.content_length
-    limit = st.settings.max_body_bytes
-    if length is None and not environ.get("wsgi.input_terminated"):
-        data = b""  # no Content-Length and not chunked: no body (RFC 9112 6.3)
-    elif length is None:
-        # A chunked body has no Content-Length to check up front. Read one byte past the
-        # limit to tell "exactly at the limit" from "too large".
-        data = bytes(environ["wsgi.input"].read(limit + 1))
-        if len(data) > limit:
-            raise RequestEntityTooLarge()
-    elif length > limit:
-        raise RequestEntityTooLarge()
-    else:
-        # A client that sends less than it announced leaves a short body, which fails to parse.
-        data = bytes(environ["wsgi.input"].read(length)) if length else b""
-    if st.settings.debug_level >= 3:
+    """The request body, whole; see body.read for the limits and deadline."""
+    settings = st.settings
+    data = bodies.read(request.environ, settings.max_body_bytes, settings.body_timeout)
+    if settings.debug_level >= 3:
         log.debug("%s %s body=%r", request.method, request.path, data)
     return data
 
@@ -149,10 +135,8 @@ def retract() -> Response:
 def retract_partition() -> Response:
     st = state()
     require_write(st)
-    form = request.form.to_dict() if request.mimetype.endswith("form-urlencoded") else None
-    partition = validation.retract_partition(
-        b"" if form is not None else body(st), form, st.settings
-    )
+    # A form field (older clients) is parsed from the body like JSON, under the same limits.
+    partition = validation.retract_partition(body(st), None, st.settings)
     log.info("retract-partition partition=%s", partition)
     if not st.registry.retract_partition(partition):
         return json_response({"error": f"partition {partition!r} not found"}, 404)

@@ -82,52 +82,11 @@ def _invalid(exc: Invalid) -> Response:
 
 
 def _http_error(exc: HTTPException) -> Response:
-    status = exc.code or 500
-    if status == 413:
-        state().metrics.rejected.labels("body_too_large").inc()
-        limit = state().settings.max_body_bytes
-        message = f"request body larger than CONNECTION_FLASK_MAX_BODY_BYTES ({limit} bytes)"
-        _discard_body(DISCARD_FACTOR * limit)
-    else:
-        message = exc.description or exc.name
-    response = error_response(message, status)
+    response = error_response(exc.description or exc.name, exc.code or 500)
     for key, value in exc.get_headers():
         if key.lower() in ("allow", "www-authenticate"):
             response.headers[key] = value
     return response
-
-
-# A client still sending a body we refused gets a connection reset, not our 413, unless the body
-# is read. Up to DISCARD_FACTOR times the limit is read and dropped, for at most DISCARD_SECONDS
-# (a client that announces a body and never sends it must not hold a thread); past either bound
-# the connection is cut.
-DISCARD_FACTOR = 4
-DISCARD_SECONDS = 2.0
-
-
-def _discard_body(most: int) -> None:
-    declared = request.content_length
-    if declared is not None and declared > most:
-        return
-    sock = request.environ.get("gunicorn.socket")
-    deadline = time.monotonic() + DISCARD_SECONDS
-    stream = request.environ["wsgi.input"]
-    left = most if declared is None else declared
-    try:
-        while left > 0:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            if sock is not None:
-                sock.settimeout(remaining)
-            chunk = stream.read(min(left, 1 << 16))
-            if not chunk:
-                break
-            left -= len(chunk)
-    except OSError:
-        return  # timed out or reset: leave the socket as is, Gunicorn closes it
-    if sock is not None:
-        sock.settimeout(None)
 
 
 def _unexpected(exc: Exception) -> Response:

@@ -26,6 +26,8 @@ REASONS = (
     "invalid_request",
     "invalid_regex",
     "body_too_large",
+    "body_timeout",
+    "bad_framing",
     "too_long",
     "too_many_connections",
     "registry_full",
@@ -254,6 +256,13 @@ def _partition(doc: dict[str, Any], settings: Settings) -> str:
     if not value:
         raise Invalid("'partition' must not be empty")
     _check_length("partition", value, settings.max_partition_length, "MAX_PARTITION_LENGTH")
+    if "/" in value:
+        # Lookups name the partition in the path, /getconnection/<partition>, where a '/'
+        # would split it: a partition that could be published but never looked up.
+        raise Invalid(
+            f"'partition' must not contain '/' (it could not be looked up at "
+            f"/getconnection/<partition>): {value!r}"
+        )
     return str(value)
 
 
