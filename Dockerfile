@@ -46,7 +46,9 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:5000/healthz', timeout=2).status != 200)"]
 # Exec form, no shell: Gunicorn's master is PID 1 and receives SIGTERM itself. Bind, workers,
-# threads, timeouts, access log and worker tmp dir all come from CONNECTION_FLASK_* variables
-# (see connection_flask/gunicorn_conf.py). With a read-only root filesystem the heartbeat goes
-# to /dev/shm by default; the Helm chart and Kustomize base mount an emptyDir at /tmp instead.
+# worker class, timeouts, access log and worker tmp dir all come from CONNECTION_FLASK_* variables
+# (see connection_flask/gunicorn_conf.py). The image sets none of them, so an unset one means the
+# default in settings.py, as everywhere else (tests/deploy/test_defaults.py). With a read-only
+# root filesystem the heartbeat goes to /dev/shm by default; the Helm chart and Kustomize base
+# mount an emptyDir at /tmp instead.
 CMD ["gunicorn", "--config", "python:connection_flask.gunicorn_conf", "connection_flask.wsgi:app"]
