@@ -13,8 +13,9 @@ from tests.deploy.conftest import CHART, ROOT, helm_template, main_container, on
 DOCKERFILE = ROOT / "Dockerfile"
 
 
-def instructions() -> list[tuple[str, str]]:
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+def instructions(dockerfile: Path = DOCKERFILE) -> list[tuple[str, str]]:
+    """(INSTRUCTION, rest) per instruction, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
     out = []
     for raw in text.splitlines():
         line = raw.strip()
