@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
+from connection_flask.gunicorn_conf import WORKER_CLASSES
+
 from . import blackbox, chart, diagnostics
 from .procs import Proc, free_port, poll
 
@@ -120,13 +122,11 @@ def test_blackbox(local_server: LocalServer, check: Callable[[blackbox.Target], 
 
 
 def test_gunicorn_runs_the_charts_command_line(local_server: LocalServer) -> None:
-    """The settings the chart passes reach Gunicorn: one worker with the chart's thread count."""
+    """The settings the chart passes reach Gunicorn: one worker of the chart's worker class."""
     log = local_server.proc.output(tail=1000)
     assert f"Listening at: {local_server.target.base_url}" in log, log
-    assert (
-        "Using worker: gthread" in log
-        or local_server.spec.env.get("CONNECTION_FLASK_WORKER_CLASS") != "gthread"
-    ), log
+    chosen = local_server.spec.env["CONNECTION_FLASK_WORKER_CLASS"]
+    assert f"Using worker: {WORKER_CLASSES[chosen]}\n" in log, log
     assert log.count("Booting worker with pid") == int(
         local_server.spec.env.get("CONNECTION_FLASK_WORKERS", "1")
     ), log
