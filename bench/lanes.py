@@ -1,0 +1,74 @@
+"""The worker-class comparison of ``make bench``'s main group (issue 12).
+
+The main scenarios run on two sets of servers, in the same rounds: the shipped default (no
+setting changed: gevent since issue 12) and the reference, gthread with 2 threads (the previous
+default). Each set has its own trivial-Flask ceiling under the same worker class, and each
+scenario run is compared with its own class's ceiling. Within a round the two runs of a
+scenario come one after the other (which goes first alternates between rounds), so
+``paired_ratio`` compares them run by run: the machine's drift over the minutes between
+rounds cancels out. Target: the default within 10% of the reference, or better.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Sequence
+
+REFERENCE = "gthread 2 threads"
+REFERENCE_ENV = {"CONNECTION_FLASK_WORKER_CLASS": "gthread", "CONNECTION_FLASK_THREADS": "2"}
+MIN_RATIO = 0.90
+
+
+def worker_class_in(log: str) -> str:
+    """The worker class a Gunicorn server's log says it uses ("?" if it does not say)."""
+    m = re.search(r"Using worker: (\S+)", log)
+    return m.group(1).rpartition(".")[2].removesuffix("Worker").lower() if m else "?"
+
+
+def default_config(log: str) -> str:
+    """The name of the shipped default's configuration, from its server's log."""
+    return f"{worker_class_in(log)} (default)"
+
+
+def reference_name(name: str) -> str:
+    """The reference run of a main scenario: its name with the reference's configuration."""
+    return f"{name} [{REFERENCE}]"
+
+
+def paired_ratio(default: Sequence[float], reference: Sequence[float]) -> float | None:
+    """Median over the rounds of default req/s over reference req/s, run against run; None if
+    the runs do not pair up."""
+    if not default or len(default) != len(reference) or not all(reference):
+        return None
+    return statistics.median(d / r for d, r in zip(default, reference, strict=True))
+
+
+def verdict(name: str, ratio: float | None) -> tuple[str, str, str, bool]:
+    got = "no pairs" if ratio is None else f"{ratio:.3f}"
+    return (
+        f"{name}: default vs {REFERENCE}",
+        f">= {MIN_RATIO:.2f} of {REFERENCE}",
+        got,
+        ratio is not None and ratio >= MIN_RATIO,
+    )
+
+
+def table(
+    default: str, rows: Sequence[tuple[str, float, float, float | None, str, str]]
+) -> list[str]:
+    """Rows: (scenario, default median req/s, reference median req/s, paired ratio, default
+    x its Flask ceiling, reference x its Flask ceiling)."""
+    out = [
+        f"| scenario | {default} req/s | {REFERENCE} req/s | {default} / {REFERENCE} "
+        f"(median of the rounds' pairs) | met (>= {MIN_RATIO:.2f}) | {default} x its Flask "
+        f"ceiling | {REFERENCE} x its Flask ceiling |",
+        "|---|---:|---:|---:|---|---:|---:|",
+    ]
+    for name, d, r, ratio, d_ceiling, r_ceiling in rows:
+        shown = "" if ratio is None else f"{ratio:.3f}"
+        met = "" if ratio is None else ("yes" if ratio >= MIN_RATIO else "**no**")
+        out.append(
+            f"| {name} | {d:,.0f} | {r:,.0f} | {shown} | {met} | {d_ceiling} | {r_ceiling} |"
+        )
+    return out
