@@ -5,13 +5,26 @@ connection_flask.wsgi:app``) on 127.0.0.1 and a free port, fills it, drives it w
 (bench/lua/requests.lua cycling pre-built POST bodies) and measures, in the same run, a trivial
 Flask route and a bare WSGI callable under the same command and settings (bench/ceiling.py).
 
+Groups (--only, comma-separated; all four by default):
+  main         publish, lookups at N = 1k/10k/100k, mixed, under the shipped default worker
+               class AND under gthread with 2 threads (the previous default) in the same
+               rounds, each against the trivial-Flask ceiling of its own worker class
+               (bench/lanes.py)
+  sweep        worker classes and thread counts, each against its own Flask ceiling
+  reliability  2,000 idle + 200 slow-header + 200 slow-body sockets held --hold s while a
+               healthy client (a new connection per request, 0.5 s deadline) publishes and
+               looks up; default server, then gthread 2 threads for reference
+               (bench/reliability.py, bench/stress_clients.py)
+  admin        GET / at 1,000,000 entries while lookups go on (bench/admin_load.py)
+
 Writes docs/bench/results.json, docs/bench/lookup-vs-size.png and the generated section of
 docs/PERFORMANCE.md. Every wrk run is bounded (``-d``); every server is stopped on exit.
 
-Knobs (environment or flags): BENCH_QUICK=1 (one 5 s run each, a smoke test: results go to
-$TMPDIR/connection-flask-bench-quick/, never to docs/),
-BENCH_RUNS (default 3), BENCH_DURATION (seconds, default 10), BENCH_ONLY (comma-separated
-groups: main, sweep), WRK (path to wrk).
+Knobs (environment or flags): BENCH_QUICK=1 (one 5 s run each, a 12 s hold, 200,000 entries for
+the admin page: a smoke test whose results go to $TMPDIR/connection-flask-bench-quick/, never
+to docs/; a run of some groups only likewise goes to $TMPDIR/connection-flask-bench-only/),
+BENCH_RUNS (default 5), BENCH_DURATION (seconds, default 10), BENCH_ONLY (comma-separated
+groups), BENCH_HOLD (reliability hold, seconds), WRK (path to wrk).
 """
 
 from __future__ import annotations
@@ -38,6 +51,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import admin_load
+import lanes
+import reliability
+import stress_clients
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 LUA = BENCH / "lua" / "requests.lua"
@@ -52,6 +70,7 @@ LOOKUP_APPS = 50  # lookups rotate over app0000..app0049, present at every N
 SIZES = (1_000, 10_000, 100_000)
 MIXED_N = APPS * CONNS_PER_APP  # 4k
 SERVICE_APP = "connection_flask.wsgi:app"
+GROUPS = ("main", "sweep", "reliability", "admin")
 TICK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 
@@ -307,6 +326,9 @@ class Result:
     runs: list[Run] = field(default_factory=list)
     rss_mb: float | None = None
     ceiling: str | None = None  # the name of the Flask ceiling result it is compared with
+    # The same scenario's result under the reference worker class (bench/lanes.py), measured
+    # in the same rounds: the default's runs are compared with it round by round.
+    versus: str | None = None
 
     @property
     def median(self) -> Run:
@@ -327,6 +349,16 @@ class Scenario:
     # Judge each run against this earlier scenario's run of the same round instead of the
     # ceiling runs around it (publish with Connection: close against the ceiling likewise).
     against: Result | None = None
+
+
+@dataclass
+class Lane:
+    """The servers of one worker class in the main group: its Flask ceiling and its scenarios,
+    slot by slot (None where it skips a slot; see Bench.interleaved_lanes)."""
+
+    ceiling_srv: Server
+    ceiling: Result
+    scenarios: list[Scenario | None]
 
 
 class Bench:
@@ -427,30 +459,58 @@ class Bench:
         C s1 C s2 C ... sK C, repeated ``runs`` times. Each scenario run is compared with the
         mean of the ceiling runs on either side of it, so a machine whose speed drifts over
         the minutes a benchmark takes (a shared VM does) moves both sides of the ratio alike."""
-        creq = self.request_file(ceiling, ceiling_lines())
-        files = [self.request_file(s.result, s.lines) for s in scenarios]
+        self.interleaved_lanes([Lane(ceiling_srv, ceiling, list(scenarios))])
+
+    def interleaved_lanes(self, lanes_: list[Lane]) -> None:
+        """interleaved() for several lanes (a worker class each, with its own ceiling) whose
+        scenarios line up slot by slot (None: the lane skips that slot). In each slot every
+        lane runs its scenario, then every lane that did runs its ceiling: with lanes A and B,
+        CA CB a1 b1 CA CB a2 b2 CA CB ...; which lane goes first alternates between rounds."""
+        width = len(lanes_[0].scenarios)
+        if any(len(lane.scenarios) != width for lane in lanes_):
+            raise ValueError("lanes must have the same number of slots")
+        creqs = [self.request_file(lane.ceiling, ceiling_lines()) for lane in lanes_]
+        files = [
+            [None if s is None else self.request_file(s.result, s.lines) for s in lane.scenarios]
+            for lane in lanes_
+        ]
         if self.warmup:
-            self.wrk_run(ceiling_srv, creq, False, self.warmup)
-            for s, f in zip(scenarios, files, strict=True):
-                self.wrk_run(s.server, f, s.close, self.warmup)
+            for lane, creq, row in zip(lanes_, creqs, files, strict=True):
+                self.wrk_run(lane.ceiling_srv, creq, False, self.warmup)
+                for s, f in zip(lane.scenarios, row, strict=True):
+                    if s is not None and f is not None:
+                        self.wrk_run(s.server, f, s.close, self.warmup)
         for round_ in range(1, self.runs + 1):
             print(f"  round {round_} of {self.runs}", flush=True)
-            before = self.one_run(ceiling_srv, creq, False)
-            ceiling.runs.append(before)
-            for s, f in zip(scenarios, files, strict=True):
-                run = self.one_run(s.server, f, s.close)
-                after = self.one_run(ceiling_srv, creq, False)
-                ceiling.runs.append(after)
-                run.ceiling_rps = round((before.rps + after.rps) / 2, 1)
-                if s.against is not None:
-                    if len(s.against.runs) != round_:
-                        raise ValueError(f"{s.result.name}: its reference must come before it")
-                    run.ceiling_rps = s.against.runs[-1].rps
-                s.result.runs.append(run)
-                before = after
-        for f in [creq, *files]:
-            f.unlink()
-        for result in [ceiling, *(s.result for s in scenarios)]:
+            order = list(range(len(lanes_)))
+            if round_ % 2 == 0:
+                order.reverse()
+            before: dict[int, Run] = {}
+            for li in order:
+                before[li] = self.one_run(lanes_[li].ceiling_srv, creqs[li], False)
+                lanes_[li].ceiling.runs.append(before[li])
+            for slot in range(width):
+                ran: list[tuple[int, Scenario, Run]] = []
+                for li in order:
+                    s, f = lanes_[li].scenarios[slot], files[li][slot]
+                    if s is not None and f is not None:
+                        ran.append((li, s, self.one_run(s.server, f, s.close)))
+                for li, s, run in ran:
+                    after = self.one_run(lanes_[li].ceiling_srv, creqs[li], False)
+                    lanes_[li].ceiling.runs.append(after)
+                    run.ceiling_rps = round((before[li].rps + after.rps) / 2, 1)
+                    if s.against is not None:
+                        if len(s.against.runs) != round_:
+                            raise ValueError(f"{s.result.name}: its reference must come before it")
+                        run.ceiling_rps = s.against.runs[-1].rps
+                    s.result.runs.append(run)
+                    before[li] = after
+        for f in [*creqs, *(f for row in files for f in row)]:
+            if f is not None:
+                f.unlink()
+        measured = [lane.ceiling for lane in lanes_]
+        measured += [s.result for lane in lanes_ for s in lane.scenarios if s is not None]
+        for result in measured:
             self.report(result)
             self.results.append(result)
 
@@ -481,70 +541,127 @@ class Bench:
         return flask
 
     def main_group(self) -> None:
-        config = "gthread 2 threads"
-        print(f"== main scenarios ({config})", flush=True)
-        flask = flask_ceiling_name(config)
-        ceiling = Result(flask, "ceiling", config, 0, None)
+        """The main scenarios under the shipped default and, in the same rounds, under the
+        reference (gthread 2 threads, the previous default): bench/lanes.py."""
+        config = ""
 
         def bare_step() -> None:
+            nonlocal config
             with server("ceiling:wsgi_app", {}, self.logdir, "ceiling-wsgi") as srv:
+                config = lanes.default_config(srv.log.read_text(errors="replace"))
+                print(f"== main scenarios ({config}, and {lanes.REFERENCE})", flush=True)
                 name = f"ceiling: bare WSGI callable [{config}]"
-                r = Result(name, "ceiling", config, 0, None, ceiling=flask)
+                r = Result(name, "ceiling", config, 0, None, ceiling=flask_ceiling_name(config))
                 self.measure(srv, r, ceiling_lines())
 
         self.step(bare_step)
         # Every server of the group at once (idle ones cost nothing), so that the scenarios
-        # and the ceiling can take turns; see interleaved().
+        # and the ceilings can take turns; see interleaved_lanes().
         with contextlib.ExitStack() as stack:
 
-            def start(app: str, name: str) -> Server:
-                return stack.enter_context(server(app, {}, self.logdir, name))
+            def start(app: str, extra: dict[str, str], name: str) -> Server:
+                return stack.enter_context(server(app, extra, self.logdir, name))
 
-            ceiling_srv = start("ceiling:flask_app", "ceiling-flask")
-            scenarios: list[Scenario] = []
-            publisher = start(SERVICE_APP, "publish")
-            name = "publish 20 conns keep-alive"
-            r = Result(name, "publish", config, APPS * CONNS_PER_APP, None, ceiling=flask)
-            scenarios.append(Scenario(publisher, r, publish_lines()))
-            # A new TCP connection per request (the DAQ clients' way) costs the ceiling too:
-            # publish with Connection: close is judged against the Flask route likewise,
-            # measured just before it in each round.
-            close_name = flask_ceiling_name(f"{config}, Connection: close")
-            close_ceiling = Result(close_name, "ceiling", config, 0, None, ceiling=flask)
-            scenarios.append(Scenario(ceiling_srv, close_ceiling, ceiling_lines(), close=True))
-            name = "publish 20 conns Connection: close"
-            r = Result(name, "publish", config, APPS * CONNS_PER_APP, None, ceiling=close_name)
-            scenarios.append(Scenario(publisher, r, publish_lines(), True, close_ceiling))
-            for n in SIZES:
-                srv = start(SERVICE_APP, f"lookup-{n}")
+            default = self.main_lane(start, config, {}, "", SIZES)
+            reference = self.main_lane(
+                start, lanes.REFERENCE, lanes.REFERENCE_ENV, "ref-", (SIZES[0], SIZES[-1])
+            )
+            for d, r in zip(default.scenarios, reference.scenarios, strict=True):
+                if d is not None and r is not None:
+                    d.result.versus = r.result.name
+            self.interleaved_lanes([default, reference])
+
+    def main_lane(
+        self,
+        start: Callable[[str, dict[str, str], str], Server],
+        config: str,
+        extra: dict[str, str],
+        prefix: str,
+        sizes: tuple[int, ...],
+    ) -> Lane:
+        """One worker class's servers and scenarios, one slot per scenario of the main group
+        (None for a slot it skips: the reference skips N=10k and the broad lookups)."""
+        full = not prefix
+
+        def label(name: str) -> str:
+            return name if full else lanes.reference_name(name)
+
+        flask = flask_ceiling_name(config)
+        ceiling_srv = start("ceiling:flask_app", extra, f"{prefix}ceiling-flask")
+        slots: list[Scenario | None] = []
+        publisher = start(SERVICE_APP, extra, f"{prefix}publish")
+        name = label("publish 20 conns keep-alive")
+        r = Result(name, "publish", config, APPS * CONNS_PER_APP, None, ceiling=flask)
+        slots.append(Scenario(publisher, r, publish_lines()))
+        # A new TCP connection per request (the DAQ clients' way) costs the ceiling too:
+        # publish with Connection: close is judged against the Flask route likewise,
+        # measured just before it in each round.
+        close_name = flask_ceiling_name(f"{config}, Connection: close")
+        close_ceiling = Result(close_name, "ceiling", config, 0, None, ceiling=flask)
+        slots.append(Scenario(ceiling_srv, close_ceiling, ceiling_lines(), close=True))
+        name = label("publish 20 conns Connection: close")
+        r = Result(name, "publish", config, APPS * CONNS_PER_APP, None, ceiling=close_name)
+        slots.append(Scenario(publisher, r, publish_lines(), True, close_ceiling))
+        for n in SIZES:
+            srv = None
+            if n in sizes:
+                srv = start(SERVICE_APP, extra, f"{prefix}lookup-{n}")
                 prefill(srv, n)
                 rss = srv.rss_mb()
-                print(f"  worker RSS with {n} entries after prefill: {rss:.1f} MB", flush=True)
-                for kind, lines, found in (
-                    ("exact", exact_lines(), 1),
-                    ("prefix", prefix_lines(), CONNS_PER_APP // DATA_TYPES),
-                    ("broad", broad_lines(), n // DATA_TYPES),
-                ):
-                    r = Result(f"lookup {kind} N={n}", "lookup", config, n, found, ceiling=flask)
-                    r.rss_mb = round(rss, 1)
-                    scenarios.append(Scenario(srv, r, lines))
-            mixed = start(SERVICE_APP, "mixed")
-            prefill(mixed, MIXED_N)
-            name = f"mixed 80% prefix / 20% publish N={MIXED_N}"
-            r = Result(name, "mixed", config, MIXED_N, None, ceiling=flask)
-            scenarios.append(Scenario(mixed, r, mixed_lines()))
-            self.interleaved(ceiling_srv, ceiling, scenarios)
+                print(f"  [{config}] worker RSS with {n} entries: {rss:.1f} MB", flush=True)
+            for kind, lines, found in (
+                ("exact", exact_lines(), 1),
+                ("prefix", prefix_lines(), CONNS_PER_APP // DATA_TYPES),
+                ("broad", broad_lines(), n // DATA_TYPES),
+            ):
+                if srv is None or (kind == "broad" and not full):
+                    slots.append(None)
+                    continue
+                name = label(f"lookup {kind} N={n}")
+                r = Result(name, "lookup", config, n, found, ceiling=flask)
+                r.rss_mb = round(rss, 1)
+                slots.append(Scenario(srv, r, lines))
+        mixed = start(SERVICE_APP, extra, f"{prefix}mixed")
+        prefill(mixed, MIXED_N)
+        name = label(f"mixed 80% prefix / 20% publish N={MIXED_N}")
+        r = Result(name, "mixed", config, MIXED_N, None, ceiling=flask)
+        slots.append(Scenario(mixed, r, mixed_lines()))
+        return Lane(ceiling_srv, Result(flask, "ceiling", config, 0, None), slots)
+
+    def reliability_group(self, load: reliability.Load) -> list[reliability.Outcome]:
+        """The reliability scenario against the default server, then against gthread with 2
+        threads (the previous default) for reference; see bench/reliability.py."""
+        out: list[reliability.Outcome] = []
+        for extra, ref in (({}, False), (lanes.REFERENCE_ENV, True)):
+            with server(SERVICE_APP, extra, self.logdir, "reliability") as srv:
+                log = srv.log.read_text(errors="replace")
+                config = lanes.REFERENCE if ref else lanes.default_config(log)
+                print(f"== reliability ({config})", flush=True)
+                outcome = reliability.run(srv.port, srv.worker, config, extra, load, reference=ref)
+            outcome.exit_code = srv.proc.returncode
+            reliability.report(outcome)
+            out.append(outcome)
+        return out
+
+    def admin_group(self, entries: int, seconds: float) -> admin_load.AdminOutcome:
+        """GET / on a registry of ``entries`` while lookups go on; see bench/admin_load.py."""
+        with server(SERVICE_APP, {}, self.logdir, "admin") as srv:
+            config = lanes.default_config(srv.log.read_text(errors="replace"))
+            print(f"== admin page ({config})", flush=True)
+            outcome = admin_load.run(srv.port, srv.worker, config, entries=entries, seconds=seconds)
+        admin_load.report(outcome)
+        return outcome
 
     def variants_group(self, variants: list[tuple[str, dict[str, str]]]) -> None:
         """Publish (20 connections, keep-alive) on one server per variant, interleaved with the
         Flask ceiling as the main group is: an A/B test of a setting or of another checkout
         (``PYTHONPATH=/path/to/checkout/service``). Prints; writes nothing."""
-        config = "gthread 2 threads"
-        flask = flask_ceiling_name(config)
         with contextlib.ExitStack() as stack:
             ceiling_srv = stack.enter_context(
                 server("ceiling:flask_app", {}, self.logdir, "ceiling-flask")
             )
+            config = lanes.default_config(ceiling_srv.log.read_text(errors="replace"))
+            flask = flask_ceiling_name(config)
             scenarios: list[Scenario] = []
             for name, extra in variants:
                 srv = stack.enter_context(server(SERVICE_APP, extra, self.logdir, f"v-{name}"))
@@ -831,7 +948,35 @@ def verdicts(results: list[Result]) -> list[tuple[str, str, str, bool]]:
         out.append(
             ("worker RSS with 100k entries", "<= 150 MB", f"{rss.rss_mb:.0f} MB", rss.rss_mb <= 150)
         )
+    for r in results:
+        twin = by_name.get(r.versus) if r.versus else None
+        if twin is not None and r.group in ("publish", "lookup", "mixed"):
+            rps, twin_rps = [x.rps for x in r.runs], [x.rps for x in twin.runs]
+            out.append(lanes.verdict(r.name, lanes.paired_ratio(rps, twin_rps)))
     return out
+
+
+def lane_rows(results: list[Result]) -> list[tuple[str, float, float, float | None, str, str]]:
+    """The worker-class comparison table's rows: each default result measured also under the
+    reference (its ``versus``)."""
+    by_name = {r.name: r for r in results}
+    rows = []
+    for r in results:
+        twin = by_name.get(r.versus) if r.versus else None
+        if twin is None:
+            continue
+        mine, theirs = ratio(r, by_name), ratio(twin, by_name)
+        rows.append(
+            (
+                r.name,
+                r.median.rps,
+                twin.median.rps,
+                lanes.paired_ratio([x.rps for x in r.runs], [x.rps for x in twin.runs]),
+                "" if mine is None else f"{mine:.2f}",
+                "" if theirs is None else f"{theirs:.2f}",
+            )
+        )
+    return rows
 
 
 def runs_cell(r: Result) -> str:
@@ -863,9 +1008,14 @@ def table(results: list[Result], groups: tuple[str, ...]) -> str:
     return "\n".join(rows)
 
 
-def main_results(results: list[Result]) -> list[Result]:
-    """The main group: its scenarios, their Flask ceiling and the bare WSGI one beside it."""
-    scenarios = [r for r in results if r.group in ("publish", "lookup", "mixed")]
+def main_results(results: list[Result], config: str | None = None) -> list[Result]:
+    """The main group (of one configuration, if named): its scenarios, their Flask ceiling and
+    the bare WSGI one beside it."""
+    scenarios = [
+        r
+        for r in results
+        if r.group in ("publish", "lookup", "mixed") and config in (None, r.config)
+    ]
     ceilings = {r.ceiling for r in scenarios}
     return [
         r
@@ -878,14 +1028,18 @@ def render(data: dict[str, Any]) -> str:
     results = unique_names(
         [Result(**{**r, "runs": [Run(**x) for x in r["runs"]]}) for r in data["results"]]
     )
+    outcomes = [reliability.from_json(o) for o in data.get("reliability", [])]
+    admin = admin_load.from_json(data["admin"]) if data.get("admin") else None
+    groups = data.get("groups", ["main", "sweep"])
     m = data["machine"]
     parts = [
         BEGIN,
         "",
-        f"Run of {data['date']}: `{data['command']}` ({data['runs']} runs of {data['duration']} s "
-        f"per main scenario, interleaved with the ceiling, and {data.get('sweep_runs', 3)} per "
-        f"sweep scenario, each after a {data['warmup']} s warm-up; wrk -t{THREADS} "
-        f"-c{CONNECTIONS}; wall time {data['wall_seconds'] / 60:.1f} min).",
+        f"Run of {data['date']}: `{data['command']}` (groups {', '.join(groups)}; "
+        f"{data['runs']} runs of {data['duration']} s per main scenario, interleaved with the "
+        f"ceiling, and {data.get('sweep_runs', 3)} per sweep scenario, each after a "
+        f"{data['warmup']} s warm-up; wrk -t{THREADS} -c{CONNECTIONS}; wall time "
+        f"{data['wall_seconds'] / 60:.1f} min).",
         "",
         f"- Machine: {m['cpu']}, {m['cores']}, {m['memory']} RAM, kernel {m['kernel']}, {m['os']}",
         f"- Python {m['python']}; {m['packages']}; {m['wrk']}",
@@ -901,22 +1055,35 @@ def render(data: dict[str, Any]) -> str:
         f"| {name} | {want} | {got} | {'yes' if ok else '**no**'} |"
         for name, want, got, ok in verdicts(results)
     ]
+    parts += [
+        f"| {name} | {want} | {got} | {'yes' if ok else '**no**'} |"
+        for name, want, got, ok in reliability.verdicts(outcomes)
+        + (admin_load.verdicts(admin) if admin else [])
+    ]
+    main_ceilings = {r.ceiling for r in results if r.group in ("publish", "lookup", "mixed")}
+    interleaved = [
+        r
+        for r in results
+        if r.name in main_ceilings
+        and "Connection: close" not in r.name
+        and len(r.runs) > data["runs"]
+    ]
     twice = [
         r
         for r in results
         if r.config == "gthread 2 threads" and r.name.startswith("ceiling: trivial Flask")
     ]
-    interleaved = next((r for r in twice if len(r.runs) > data["runs"]), None)
-    if interleaved is not None:
-        rps = [x.rps for x in interleaved.runs]
+    for ceiling in interleaved:
+        rps = [x.rps for x in ceiling.runs]
         parts += [
             "",
-            f"Machine steadiness: the 2-thread Flask ceiling, run {len(rps)} times between the "
-            f"main scenarios, gave {min(rps):,.0f} to {max(rps):,.0f} req/s "
+            f"Machine steadiness: the Flask ceiling [{ceiling.config}], run {len(rps)} times "
+            f"between the main scenarios, gave {min(rps):,.0f} to {max(rps):,.0f} req/s "
             f"({max(rps) / min(rps) - 1:.0%} apart); each main scenario run is compared with the "
-            "ceiling runs just before and after it, so this drift is taken out of its ratio.",
+            "ceiling runs of its worker class just before and after it, so this drift is taken "
+            "out of its ratio.",
         ]
-    elif len(twice) >= 2:
+    if not interleaved and len(twice) >= 2:
         first, last = twice[0].median, twice[-1].median
         drift = last.rps / first.rps - 1
         parts += [
@@ -930,21 +1097,47 @@ def render(data: dict[str, Any]) -> str:
                 else ": **the machine's speed changed during the run; its ratios are unreliable**."
             ),
         ]
-    if any(r.group in ("ceiling", "publish", "lookup", "mixed") for r in results):
+    main_configs = list(
+        dict.fromkeys(r.config for r in results if r.group in ("publish", "lookup", "mixed"))
+    )
+    for config in main_configs:
+        role = ""
+        if config.endswith("(default)"):
+            role = ": the shipped default"
+        elif config == lanes.REFERENCE and len(main_configs) > 1:
+            role = ": the previous default, for comparison"
         parts += [
             "",
-            "### Scenarios (gthread, 2 threads: the shipped default)",
+            f"### Scenarios ({config}{role})",
             "",
-            table(main_results(results), ("ceiling", "publish", "lookup", "mixed")),
+            table(main_results(results, config), ("ceiling", "publish", "lookup", "mixed")),
         ]
-        rss = [r for r in results if r.group == "lookup" and r.name.startswith("lookup exact")]
-        if rss:
-            parts += [
-                "",
-                "Worker RSS after the prefill: "
-                + ", ".join(f"{r.entries:,} entries {r.rss_mb:.0f} MB" for r in rss)
-                + ".",
-            ]
+    rss = [
+        r
+        for r in results
+        if r.group == "lookup" and r.name.startswith("lookup exact") and r.rss_mb is not None
+    ]
+    if rss:
+        parts += [
+            "",
+            "Worker RSS after the prefill: "
+            + ", ".join(f"{r.entries:,} entries {r.rss_mb:.0f} MB [{r.config}]" for r in rss)
+            + ".",
+        ]
+    rows = lane_rows(results)
+    if rows:
+        default = next(r.config for r in results if r.versus)
+        parts += [
+            "",
+            f"### Worker class: {default} against {lanes.REFERENCE}",
+            "",
+            f"The same scenarios on servers of each worker class, in the same rounds (the two "
+            f"runs of a scenario one after the other, in alternating order); each ratio to a "
+            f"Flask ceiling uses the ceiling of its own worker class. Target: {default} at least "
+            f"{lanes.MIN_RATIO:.2f} of {lanes.REFERENCE}.",
+            "",
+            *lanes.table(default, rows),
+        ]
     if any(r.group.startswith("sweep") for r in results):
         sweep = [
             r
@@ -961,6 +1154,8 @@ def render(data: dict[str, Any]) -> str:
             "",
             table(sweep, ("ceiling", "sweep-publish", "sweep-lookup")),
         ]
+    parts += reliability.render(outcomes)
+    parts += admin_load.render(admin)
     if data.get("plot"):
         parts += ["", f"![lookup throughput and p99 versus partition size]({data['plot']})"]
     parts += ["", END]
@@ -1025,9 +1220,8 @@ def plot(results: list[Result], path: Path) -> bool:
         xs = [n for n, _ in pts]
         ax1.plot(xs, [r.median.rps for _, r in pts], marker=marker, label=kind)
         ax2.plot(xs, [r.median.p99_ms for _, r in pts], marker=marker, label=kind)
-    ceiling = next(
-        (r for r in results if r.name.startswith("ceiling: trivial Flask POST [gthread 2")), None
-    )
+    exact = by_name.get(f"lookup exact N={SIZES[0]}")
+    ceiling = by_name.get(exact.ceiling or "") if exact else None
     if ceiling:
         ax1.axhline(ceiling.median.rps, color="grey", linestyle="--", label="trivial Flask route")
     for ax, ylabel in ((ax1, "requests/s (median of runs)"), (ax2, "p99 latency, ms")):
@@ -1039,7 +1233,8 @@ def plot(results: list[Result], path: Path) -> bool:
         ax.legend()
     ax1.set_title("Lookup throughput")
     ax2.set_title("Lookup p99 latency")
-    fig.suptitle("connection-flask, 1 Gunicorn worker, gthread 2 threads, wrk -t2 -c16")
+    config = exact.config if exact else "?"
+    fig.suptitle(f"connection-flask, 1 Gunicorn worker, {config}, wrk -t{THREADS} -c{CONNECTIONS}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -1090,6 +1285,13 @@ def variants_main(
     return 0
 
 
+def scratch_out(quick: bool) -> Path:
+    """Where a run that must not replace the documented results writes them: a quick smoke
+    test, or a run of some groups only (the doc section would lose the others' figures)."""
+    name = "connection-flask-bench-quick" if quick else "connection-flask-bench-only"
+    return Path(tempfile.gettempdir()) / name / "results.json"
+
+
 def parser(quick: bool) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
@@ -1110,11 +1312,55 @@ def parser(quick: bool) -> argparse.ArgumentParser:
         default=int(os.environ.get("BENCH_DURATION") or ("5" if quick else "10")),
     )
     ap.add_argument("--warmup", type=int, default=1 if quick else 2)
-    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY") or "main,sweep")
-    # A quick run is a smoke test: it must not replace the documented results.
-    quick_out = Path(tempfile.gettempdir()) / "connection-flask-bench-quick" / "results.json"
-    ap.add_argument("--out", type=Path, default=quick_out if quick else OUT_DIR / "results.json")
-    ap.add_argument("--no-doc", action="store_true", help="do not touch docs/PERFORMANCE.md")
+    ap.add_argument(
+        "--only",
+        default=os.environ.get("BENCH_ONLY") or ",".join(GROUPS),
+        help=f"comma-separated groups to run, of: {', '.join(GROUPS)} (default: all)",
+    )
+    rel = reliability.Load()
+    ap.add_argument(
+        "--hold",
+        type=float,
+        default=float(os.environ.get("BENCH_HOLD") or (12 if quick else rel.hold)),
+        help="reliability: seconds the sockets are held while the healthy client runs\n"
+        "(more than the 10 s header and body deadlines, to see the server close them)",
+    )
+    ap.add_argument("--idle", type=int, default=rel.idle, help="reliability: idle sockets")
+    ap.add_argument(
+        "--slow-header", type=int, default=rel.slow_header, help="reliability: slow-header sockets"
+    )
+    ap.add_argument(
+        "--slow-body", type=int, default=rel.slow_body, help="reliability: slow-body sockets"
+    )
+    ap.add_argument(
+        "--healthy-rate",
+        type=float,
+        default=rel.rate,
+        help="reliability and admin: the healthy client's requests a second (0: back to back)",
+    )
+    ap.add_argument(
+        "--admin-entries",
+        type=int,
+        default=200_000 if quick else 1_000_000,
+        help="admin: registry size while GET / is served (at most CONNECTION_FLASK_MAX_ENTRIES)",
+    )
+    ap.add_argument(
+        "--admin-seconds",
+        type=float,
+        default=5 if quick else 20,
+        help="admin: seconds of lookups while GET / is requested over and over",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        help=f"results file (default {OUT_DIR.relative_to(ROOT)}/results.json; for a quick run,\n"
+        f"{scratch_out(True)}; for a run of some groups only,\n{scratch_out(False)})",
+    )
+    ap.add_argument(
+        "--no-doc",
+        action="store_true",
+        help="do not touch docs/PERFORMANCE.md (implied by BENCH_QUICK and by --only some groups)",
+    )
     ap.add_argument(
         "--render",
         type=Path,
@@ -1146,6 +1392,15 @@ def main() -> int:
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     ap = parser(quick)
     args = ap.parse_args()
+    try:
+        groups = parse_groups(args.only)
+    except ValueError as exc:
+        ap.error(str(exc))
+    scratch = quick or groups != list(GROUPS)
+    if args.out is None:
+        args.out = scratch_out(quick) if scratch else OUT_DIR / "results.json"
+    if scratch:
+        args.no_doc = True  # a smoke test or a partial run never rewrites docs/PERFORMANCE.md
 
     if args.compare:
         print(compare(*args.compare))
@@ -1166,17 +1421,48 @@ def main() -> int:
             ap.error(str(exc))
         return variants_main(variants, wrk, args.runs, args.duration, args.warmup)
 
+    return bench_main(args, wrk, groups, quick)
+
+
+def parse_groups(only: str) -> list[str]:
+    """``--only``'s comma-separated groups, in GROUPS' order; ValueError for an unknown one."""
+    named = {g.strip() for g in only.split(",") if g.strip()}
+    unknown = sorted(named - set(GROUPS))
+    if unknown or not named:
+        raise ValueError(
+            f"--only: unknown group(s) {', '.join(unknown) or '(none named)'}; "
+            f"choose from {', '.join(GROUPS)}"
+        )
+    return [g for g in GROUPS if g in named]
+
+
+def bench_main(args: argparse.Namespace, wrk: str, groups: list[str], quick: bool) -> int:
+    """Run ``groups``, write the results file and (unless told not to) the doc section."""
+    # Thousands of sockets in the reliability group; the servers started from here inherit it.
+    stress_clients.raise_nofile()
+    load = reliability.Load(
+        hold=args.hold,
+        idle=args.idle,
+        slow_header=args.slow_header,
+        slow_body=args.slow_body,
+        rate=args.healthy_rate,
+    )
+    outcomes: list[reliability.Outcome] = []
+    admin: admin_load.AdminOutcome | None = None
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="connection-flask-bench-") as tmp:
         bench = Bench(
             args.runs, args.duration, args.warmup, wrk, Path(tmp), sweep_runs=args.sweep_runs
         )
-        groups = args.only.split(",")
         try:
             if "main" in groups:
                 bench.main_group()
             if "sweep" in groups:
                 bench.sweep_group()
+            if "reliability" in groups:
+                outcomes = bench.reliability_group(load)
+            if "admin" in groups:
+                admin = bench.admin_group(args.admin_entries, args.admin_seconds)
         except Exception:
             # Keep the server logs of the failed step for a look.
             keep = Path(tempfile.mkdtemp(prefix="connection-flask-bench-failed-"))
@@ -1195,11 +1481,17 @@ def main() -> int:
         "duration": args.duration,
         "warmup": args.warmup,
         "wall_seconds": round(wall),
+        "groups": groups,
         "machine": machine(),
         "server_command": "gunicorn --config python:connection_flask.gunicorn_conf "
         "connection_flask.wsgi:app",
-        "server_env": "CONNECTION_FLASK_BIND=127.0.0.1:<free port>, ENTRY_TTL=3600",
+        "server_env": "CONNECTION_FLASK_BIND=127.0.0.1:<free port>, ENTRY_TTL=3600 (the "
+        f"{lanes.REFERENCE} servers add "
+        + ", ".join(f"{k}={v}" for k, v in lanes.REFERENCE_ENV.items())
+        + ")",
         "results": [asdict(r) for r in bench.results],
+        "reliability": [asdict(o) for o in outcomes],
+        "admin": asdict(admin) if admin else None,
     }
     png = args.out.parent / "lookup-vs-size.png"
     if "main" in groups and plot(bench.results, png):
@@ -1207,8 +1499,6 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=1) + "\n")
     section = render(data)
-    if quick:
-        args.no_doc = True  # a smoke test never rewrites docs/PERFORMANCE.md
     if not args.no_doc:
         write_doc(section)
     print(section)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 
@@ -13,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_bench() -> ModuleType:
+    # run.py imports its sibling modules (reliability, lanes, ...) the way a script does.
+    if str(ROOT / "bench") not in sys.path:
+        sys.path.insert(0, str(ROOT / "bench"))
     spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -119,3 +123,99 @@ def test_a_variant_names_the_environment_of_its_server() -> None:
 def test_a_malformed_variant_is_refused(spec: str) -> None:
     with pytest.raises(ValueError, match="variant"):
         bench.parse_variant(spec)
+
+
+def test_only_names_groups_and_runs_them_in_their_order() -> None:
+    assert bench.parse_groups("admin, main") == ["main", "admin"]
+    assert bench.parse_groups(",".join(bench.GROUPS)) == list(bench.GROUPS)
+    with pytest.raises(ValueError, match="unknown group"):
+        bench.parse_groups("main,reliabilty")
+    with pytest.raises(ValueError, match="none named"):
+        bench.parse_groups(" , ")
+
+
+def test_two_worker_classes_take_turns_each_against_its_own_ceiling(tmp_path: Path) -> None:
+    default = _result("ceiling: trivial Flask POST [gevent (default)]", ceiling=None)
+    ref = _result("ceiling: trivial Flask POST [gthread 2 threads]", ceiling=None)
+    a1 = _result("publish 20 conns keep-alive", ceiling=default.name)
+    a2 = _result("lookup broad N=1000", ceiling=default.name)
+    b1 = _result("publish 20 conns keep-alive [gthread 2 threads]", ceiling=ref.name)
+    a1.versus = b1.name
+    lanes_ = [
+        bench.Lane("CA", default, [bench.Scenario("a1", a1, []), bench.Scenario("a2", a2, [])]),
+        bench.Lane("CB", ref, [bench.Scenario("b1", b1, []), None]),
+    ]
+    # Round 1: CA CB a1 b1 CA CB a2 CA; round 2 the other way round where both lanes run.
+    script = [("CA", 1000.0), ("CB", 800.0), ("a1", 900.0), ("b1", 700.0)]
+    script += [("CA", 1000.0), ("CB", 800.0), ("a2", 100.0), ("CA", 1000.0)]
+    script += [("CB", 400.0), ("CA", 500.0), ("b1", 350.0), ("a1", 450.0)]
+    script += [("CB", 400.0), ("CA", 500.0), ("a2", 50.0), ("CA", 500.0)]
+    bench_ = _ScriptedBench(2, tmp_path, script)
+    bench_.interleaved_lanes(lanes_)
+    assert not bench_.script
+    assert [r.ceiling_rps for r in a1.runs] == [1000.0, 500.0]
+    assert [r.ceiling_rps for r in b1.runs] == [800.0, 400.0]
+    assert bench.paired_ratio(a1) == 0.9
+    assert bench.paired_ratio(b1) == 0.875
+    assert len(default.runs) == 6 and len(ref.runs) == 4
+    # The machine halved its speed in round 2: the pair ratio does not move.
+    verdicts = {name: got for name, _, got, _ in bench.verdicts([default, ref, a1, a2, b1])}
+    assert verdicts["publish 20 conns keep-alive: default vs gthread 2 threads"] == "1.286"
+    rows = bench.lane_rows([default, ref, a1, a2, b1])
+    # Medians of two runs are the lower one (Result.median).
+    assert rows == [("publish 20 conns keep-alive", 450.0, 350.0, 9 / 7, "0.90", "0.88")]
+
+
+def test_lanes_must_line_up(tmp_path: Path) -> None:
+    a = bench.Lane("CA", _result("a", ceiling=None), [None])
+    b = bench.Lane("CB", _result("b", ceiling=None), [None, None])
+    with pytest.raises(ValueError, match="same number of slots"):
+        _ScriptedBench(1, tmp_path, []).interleaved_lanes([a, b])
+
+
+def test_the_report_shows_every_group_it_has() -> None:
+    default = _result("ceiling: trivial Flask POST [gevent (default)]", ceiling=None)
+    default.config = "gevent (default)"
+    a1 = _result("lookup exact N=1000", _run(900, 1000), ceiling=default.name)
+    a1.config, a1.group, a1.versus = "gevent (default)", "lookup", "lookup exact N=1000 [ref]"
+    b1 = _result("lookup exact N=1000 [ref]", _run(800, 1000), ceiling=default.name)
+    b1.config = "gthread 2 threads"
+    default.runs = [_run(1000), _run(1000), _run(1000)]
+    rel = {
+        "config": "gevent (default)",
+        "env": {},
+        "hold_seconds": 20.0,
+        "rate": 100.0,
+        "timeout": 0.5,
+        "requests": 2000,
+        "failures": 0,
+        "errors": {},
+        "p50_ms": 0.7,
+        "p99_ms": 1.9,
+        "max_ms": 90.0,
+        "held": [],
+    }
+    data = {
+        "date": "today",
+        "command": "python bench/run.py",
+        "runs": 1,
+        "duration": 10,
+        "warmup": 2,
+        "wall_seconds": 60,
+        "machine": dict.fromkeys(
+            ("cpu", "cores", "memory", "kernel", "os", "python", "packages", "wrk"), "?"
+        ),
+        "server_command": "gunicorn",
+        "server_env": "",
+        "results": [asdict(r) for r in (default, a1, b1)],
+        "reliability": [rel],
+        "admin": None,
+    }
+    text = bench.render(data)
+    assert "### Scenarios (gevent (default): the shipped default)" in text
+    assert "### Scenarios (gthread 2 threads: the previous default, for comparison)" in text
+    assert "### Worker class: gevent (default) against gthread 2 threads" in text
+    assert "| lookup exact N=1000: default vs gthread 2 threads | >= 0.90 of" in text
+    assert "| 1.125 | yes |" in text
+    assert "### Reliability" in text and "| gevent (default) | 2,000 | 0 |" in text
+    assert "Machine steadiness: the Flask ceiling [gevent (default)], run 3 times" in text
