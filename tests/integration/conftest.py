@@ -61,9 +61,9 @@ class Server:
         self._out.flush()
         return self.log.read_text(errors="replace")
 
-    def stop(self) -> int:
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.killpg(self.proc.pid, sig)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -108,4 +108,6 @@ def start_server(tmp_path: Path) -> Iterator[object]:
 
     yield start
     for server in servers:
-        server.stop()
+        # The test is over: Gunicorn's quick stop, not the graceful one, which costs a gevent
+        # worker up to a second to notice.
+        server.stop(signal.SIGINT)
