@@ -31,6 +31,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.monotoni
         max_partitions=settings.max_partitions,
         max_entries_per_partition=settings.max_entries_per_partition,
         max_entries=settings.max_entries,
+        sweep_interval=settings.sweep_interval,
+        # A test that injects its clock moves time by hand and sweeps by hand (sweep_once): a
+        # sweeper thread would race its assertions.
+        background_sweep=clock is time.monotonic,
+        # The metrics are built from the registry below: the hook looks them up when it fires.
+        on_expired=lambda n: app.extensions[EXTENSION].metrics.expired.inc(n),  # noqa: PLW0108
     )
     app.extensions[EXTENSION] = State(settings, registry, Metrics(registry.counts))
     logs.configure(settings)

@@ -97,7 +97,9 @@ METRIC_NAMES = frozenset(
 
 
 class _RegistryGauges(Collector):
-    """Partitions and entries, counted at scrape time so they are never stale."""
+    """Partitions and entries, read at scrape time in O(1) (Registry.counts): partitions and
+    stored entries are exact; live entries follow publishes and retracts at once and expiry as
+    of the sweeper's last visit to each partition."""
 
     def __init__(self, counts: Callable[[], tuple[int, int, int]]) -> None:
         self._counts = counts
@@ -109,7 +111,9 @@ class _RegistryGauges(Collector):
             f"{PREFIX}_stored_entries", "Entries held, expired or not.", value=stored
         )
         yield GaugeMetricFamily(
-            f"{PREFIX}_live_entries", "Entries visible to lookups (within ENTRY_TTL).", value=live
+            f"{PREFIX}_live_entries",
+            "Entries visible to lookups (within ENTRY_TTL), expiry as of the last sweep.",
+            value=live,
         )
 
 

@@ -5,16 +5,35 @@ Pure Python: no Flask, no I/O. Thread-safety model (CPython with the GIL):
 - lookups take no lock. They read a partition's per-data_type uid list, which writers never
   mutate but replace with a new list, and single ``dict.get`` calls, which are atomic. So a long
   lookup never stalls publishes, and a lookup sees each entry either before or after a write.
+
+Under Gunicorn's gevent worker all requests share one thread, so nothing may run long without
+yielding. Work that grows with the registry (sweeps, purge, reclaiming at a limit, the dump
+page's reads) goes in chunks of at most SWEEP_CHUNK entries, holds the lock per chunk only and
+calls ``time.sleep(0)`` between chunks: gevent then runs other greenlets, threads get the GIL.
+
+How expired state goes away: an entry is invisible ENTRY_TTL after its last publish; the
+background sweeper (``sweep_once``, a bounded pass every ``sweep_interval`` seconds, round-robin
+over the partitions) removes it once the purge grace has passed too; ``purge`` removes every
+expired entry at once. A partition goes when a write removes its last entry, or when nothing has
+been published to it for longer than ENTRY_TTL plus the grace (all of it is long expired then,
+and it is dropped whole in O(1)). A publish that would break a limit first reclaims what expired
+past the grace, then checks again, so a full registry recovers by itself.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
+import itertools
+import logging
+import math
 import operator
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import orjson
@@ -23,11 +42,18 @@ from connection_flask.matching import Matcher
 
 Clock = Callable[[], float]
 
-# Work a publish does on the background sweep: one entry per connection published (a publish
-# adds at most that many), plus a floor, so the sweep always outpaces growth and no request ever
-# walks every partition. Measured: at 2 per connection the sweep was 4.4% of a publish.
-SWEEP_PER_CONNECTION = 1
-SWEEP_FLOOR = 8
+log = logging.getLogger("connection_flask")
+
+# Entries (or partitions) looked at per hold of the lock: about 0.1 ms of work, so that is about
+# how long a publish waits behind a sweep, a purge or a reclaim.
+SWEEP_CHUNK = 1_000
+# Entries one pass of the background sweeper looks at: a round over a million entries takes 20
+# passes, and a pass costs a few ms of CPU.
+SWEEP_PER_PASS = 50_000
+
+MAX_PARTITIONS = "CONNECTION_FLASK_MAX_PARTITIONS"
+MAX_ENTRIES_PER_PARTITION = "CONNECTION_FLASK_MAX_ENTRIES_PER_PARTITION"
+MAX_ENTRIES = "CONNECTION_FLASK_MAX_ENTRIES"
 
 
 class LimitExceeded(Exception):
@@ -110,12 +136,29 @@ class _Index:
 
 
 class _Partition:
-    __slots__ = ("entries", "index", "name")
+    __slots__ = (
+        "entries",
+        "expired_seen",
+        "index",
+        "name",
+        "newest",
+        "next_reclaim",
+        "seen_cutoff",
+    )
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, now: float) -> None:
         self.name = name
         self.entries: dict[str, Entry] = {}
         self.index: dict[str, _Index] = {}
+        # Time of the last publish. Stamps only grow, so no entry is newer: once this is past
+        # TTL plus grace, every entry is, and the partition can go whole.
+        self.newest = now
+        # Entries the sweeper's last visit found expired but within the grace, and the expiry
+        # cutoff of that visit: the live-entries gauge is stored entries less these.
+        self.expired_seen = 0
+        self.seen_cutoff = -math.inf
+        # No reclaim for MAX_ENTRIES_PER_PARTITION before this time (one per sweep interval).
+        self.next_reclaim = -math.inf
 
     def reindex(
         self,
@@ -145,7 +188,9 @@ class _Partition:
 @dataclass(frozen=True, slots=True)
 class PublishResult:
     stored: int
-    expired_removed: int
+    # Always 0: expired entries are removed by the sweeper, which reports them to
+    # Registry.on_expired. Kept so callers written for the publish-time sweep still work.
+    expired_removed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +223,70 @@ class CallStats:
     max_entries: dict[str, int] = field(default_factory=dict)
 
 
+class _Walk:
+    """A walk over some partitions in bounded steps (``Registry._step``) that removes what
+    expired more than ``grace`` ago: where it stands between two steps.
+
+    In a partition it reads the per-data_type uid lists as they were when it got there: writers
+    replace those lists and never change them, so nothing is copied, and entries published later
+    are fresh anyway. Long-expired entries are removed when the partition is done, so its indexes
+    are rebuilt once per walk rather than once per chunk."""
+
+    __slots__ = (
+        "done",
+        "entries",
+        "expired",
+        "gone",
+        "grace",
+        "lists",
+        "part",
+        "pos",
+        "seen_cutoff",
+        "todo",
+    )
+
+    def __init__(self, parts: list[_Partition], grace: float, *, entries: bool = True) -> None:
+        self.todo = parts
+        self.grace = grace
+        # False: only drop partitions that are long expired as a whole, O(partitions), which is
+        # all MAX_PARTITIONS needs.
+        self.entries = entries
+        self.done = False
+        self.part: _Partition | None = None
+        self.lists: list[list[str]] = []
+        self.pos = 0
+        self.gone: list[Entry] = []
+        self.expired = 0
+        self.seen_cutoff = -math.inf
+
+    def begin(self, part: _Partition, live_cutoff: float) -> None:
+        self.part = part
+        self.lists = [index.uids for index in part.index.values()]
+        self.pos = 0
+        self.gone = []
+        self.expired = 0
+        self.seen_cutoff = live_cutoff
+
+    def look(self, entries: dict[str, Entry], budget: int, cutoff: float, live: float) -> int:
+        """Look at up to ``budget`` uids of the current list; returns how many it looked at."""
+        uids = self.lists[-1]
+        start = self.pos
+        end = min(len(uids), start + budget)
+        for uid in uids[start:end]:
+            e = entries.get(uid)
+            if e is not None and (stamp := e.stamp) <= live:
+                if stamp <= cutoff:
+                    self.gone.append(e)
+                else:
+                    self.expired += 1
+        if end == len(uids):
+            self.lists.pop()
+            self.pos = 0
+        else:
+            self.pos = end
+        return end - start
+
+
 class Registry:
     def __init__(
         self,
@@ -188,6 +297,9 @@ class Registry:
         max_partitions: int = 0,
         max_entries_per_partition: int = 0,
         max_entries: int = 0,
+        sweep_interval: float = 1.0,
+        background_sweep: bool = False,
+        on_expired: Callable[[int], None] | None = None,
     ) -> None:
         self.ttl = ttl
         self.grace = grace
@@ -195,83 +307,36 @@ class Registry:
         self.max_partitions = max_partitions
         self.max_entries_per_partition = max_entries_per_partition
         self.max_entries = max_entries
+        # Seconds between two passes of the sweeper, and the least time between two reclaims of
+        # entries at a limit (so a client at a limit cannot make every publish walk the registry).
+        self.sweep_interval = sweep_interval
+        # Whether the first publish starts a sweeper thread. Off, the owner calls sweep_once.
+        self.background_sweep = background_sweep
+        # Told how many entries each sweep or reclaim removed (the entries_expired counter).
+        self.on_expired = on_expired
         self._lock = threading.Lock()
         self._parts: dict[str, _Partition] = {}
         self._entries = 0  # stored entries over all partitions, kept by every write
+        self._expired_seen = 0  # sum of the partitions' expired_seen
         self._stats = CallStats()
-        # Sweep cursor: partitions still to visit this round, and uids left in the current one.
-        self._sweep_parts: list[str] = []
-        self._sweep_part: str | None = None
-        self._sweep_uids: list[str] = []
+        self._round: _Walk | None = None  # the sweeper's round in progress
+        self._next_reclaim = -math.inf  # no reclaim for MAX_ENTRIES before this time
+        # The running sweeper thread's token (see _sweep_forever), None if there is none.
+        self._sweeper: object | None = None
 
     # ----------------------------------------------------------------------------- writes
 
     def publish(self, partition: str, connections: Iterable[Connection]) -> PublishResult:
         conns = list(connections)
         with self._lock:
-            now = self.clock()
-            part = self._parts.get(partition)
-            if part is None:
-                if self.max_partitions and len(self._parts) >= self.max_partitions:
-                    raise LimitExceeded(
-                        "CONNECTION_FLASK_MAX_PARTITIONS",
-                        self.max_partitions,
-                        f"the registry already holds {len(self._parts)} partitions "
-                        f"(CONNECTION_FLASK_MAX_PARTITIONS={self.max_partitions})",
-                    )
-                part = _Partition(partition)
-            entries = part.entries
-            # Counting the new uids costs a set per publish; skip it while even "all new" fits.
-            might_overflow = (
-                self.max_entries_per_partition
-                and len(entries) + len(conns) > self.max_entries_per_partition
-            ) or (self.max_entries and self._entries + len(conns) > self.max_entries)
-            if might_overflow:
-                fresh = len({c.uid for c in conns if c.uid not in entries})
-                if (
-                    self.max_entries_per_partition
-                    and len(entries) + fresh > self.max_entries_per_partition
-                ):
-                    raise LimitExceeded(
-                        "CONNECTION_FLASK_MAX_ENTRIES_PER_PARTITION",
-                        self.max_entries_per_partition,
-                        f"partition would hold {len(entries) + fresh} entries "
-                        "(CONNECTION_FLASK_MAX_ENTRIES_PER_PARTITION="
-                        f"{self.max_entries_per_partition})",
-                    )
-                if self.max_entries and self._entries + fresh > self.max_entries:
-                    raise LimitExceeded(
-                        "CONNECTION_FLASK_MAX_ENTRIES",
-                        self.max_entries,
-                        f"the registry would hold {self._entries + fresh} entries "
-                        f"(CONNECTION_FLASK_MAX_ENTRIES={self.max_entries})",
-                    )
-            self._parts[partition] = part
-            added: dict[str, set[str]] = {}
-            removed: dict[str, set[str]] = {}
-            replaced: set[str] = set()
-            for c in conns:
-                old = entries.get(c.uid)
-                if old is not None and old.connection == c:
-                    old.stamp = now
-                    continue
-                entries[c.uid] = Entry(c, now)
-                if old is None:
-                    self._entries += 1
-                if old is None or old.data_type != c.data_type:
-                    added.setdefault(c.data_type, set()).add(c.uid)
-                    if old is not None:
-                        removed.setdefault(old.data_type, set()).add(c.uid)
-                        # The same uid earlier in this publish with old's data_type: it must
-                        # not be indexed there after all.
-                        added.get(old.data_type, set()).discard(c.uid)
-                else:
-                    replaced.add(c.data_type)
-            if added or removed or replaced:
-                part.reindex(added, removed, replaced)
-            self._note_sizes(part)
-            swept = self._sweep(now, SWEEP_FLOOR + SWEEP_PER_CONNECTION * len(conns))
-        return PublishResult(stored=len(conns), expired_removed=swept)
+            refused = self._refusal(partition, conns)
+            if refused is None:
+                self._store(partition, conns)
+        if refused is not None:
+            self._store_after_reclaim(partition, conns, refused)
+        if self._sweeper is None and self.background_sweep:
+            self.start_sweeper()
+        return PublishResult(len(conns))
 
     def retract(self, partition: str, uids: Iterable[str]) -> RetractResult:
         with self._lock:
@@ -284,37 +349,89 @@ class Registry:
                 entry = part.entries.pop(uid, None)
                 if entry is None:
                     missing.append(uid)
-                else:
-                    self._entries -= 1
-                    removed.setdefault(entry.data_type, set()).add(uid)
+                    continue
+                self._entries -= 1
+                removed.setdefault(entry.data_type, set()).add(uid)
+                if entry.stamp <= part.seen_cutoff and part.expired_seen:
+                    part.expired_seen -= 1  # the sweeper counted it expired; it is gone now
+                    self._expired_seen -= 1
             part.reindex({}, removed)
             if not part.entries:
-                del self._parts[partition]
+                self._drop(part)
             return RetractResult(True, tuple(missing))
 
     def retract_partition(self, partition: str) -> bool:
         with self._lock:
-            part = self._parts.pop(partition, None)
+            part = self._parts.get(partition)
             if part is None:
                 return False
-            self._entries -= len(part.entries)
+            self._drop(part)
             return True
 
     def purge(self) -> int:
-        """Remove every expired entry now; partitions stay even if left empty."""
+        """Remove every expired entry now, and the partitions that leaves empty. Walks the
+        registry in chunks (module doc). Returns the number of entries removed."""
         with self._lock:
-            cutoff = self.clock() - self.ttl
-            removed = 0
-            for part in self._parts.values():
-                gone = [e for e in part.entries.values() if e.stamp <= cutoff]
-                removed += self._remove(part, gone)
-            return removed
+            walk = _Walk(list(self._parts.values()), 0.0)
+        return self._run(walk)
 
     def reset(self) -> None:
         with self._lock:
             self._parts.clear()
-            self._entries = 0
-            self._sweep_parts, self._sweep_part, self._sweep_uids = [], None, []
+            self._entries = self._expired_seen = 0
+            self._round = None
+            self._next_reclaim = -math.inf
+            self._sweeper = None  # the thread ends at its next wake-up; a publish starts another
+
+    # ----------------------------------------------------------------------------- sweeper
+
+    def sweep_once(self, budget: int = SWEEP_PER_PASS) -> int:
+        """One pass of the sweeper: carry the current round over all partitions on through up to
+        ``budget`` entries, removing those expired for longer than the grace and the partitions
+        that leaves empty or that are long expired whole. A pass ends where its round ends, so
+        a small registry is swept whole by each pass. Returns the entries removed (also told to
+        on_expired)."""
+        with self._lock:
+            if self._round is None or self._round.done:
+                self._round = _Walk(list(self._parts.values()), self.grace)
+            walk = self._round
+        removed = self._run(walk, budget)
+        if removed and self.on_expired is not None:
+            self.on_expired(removed)
+        return removed
+
+    def start_sweeper(self) -> None:
+        """Start the background thread that calls sweep_once every sweep_interval seconds, if
+        none is running in this process. Publishes call it: before the first one there is
+        nothing to sweep, and in a process forked from one that had a sweeper (Gunicorn's
+        --preload) the first publish starts the child's own."""
+        with self._lock:
+            if self._sweeper is not None:
+                return
+            token = self._sweeper = object()
+        _SWEEPING.add(self)
+        # threading.Thread and time.sleep are looked up when called: under gevent's monkey
+        # patching the sweeper is a greenlet whose sleep yields, under gthread a real thread.
+        threading.Thread(
+            target=_sweep_forever,
+            args=(weakref.ref(self), token, self.sweep_interval),
+            name="connection-flask-sweeper",
+            daemon=True,
+        ).start()
+
+    def stop_sweeper(self) -> None:
+        """Let the background thread end at its next wake-up."""
+        self._sweeper = None
+
+    @property
+    def sweeping(self) -> bool:
+        return self._sweeper is not None
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's sweeper thread does not exist here, and a lock another parent thread
+        # held at the fork would never be released.
+        self._sweeper = None
+        self._lock = threading.Lock()
 
     # ----------------------------------------------------------------------------- reads
 
@@ -370,37 +487,58 @@ class Registry:
         return partition in self._parts
 
     def counts(self) -> tuple[int, int, int]:
-        """(partitions, stored entries, live entries) for gauges."""
+        """(partitions, stored entries, live entries) for the gauges, in O(1). Live entries are
+        stored entries less those the sweeper found expired (within the grace) on its last visit
+        to their partition: publishes and retracts show at once, expiry within a sweep round."""
         with self._lock:
-            cutoff = self.clock() - self.ttl
-            stored = live = 0
-            for part in self._parts.values():
-                stored += len(part.entries)
-                live += sum(1 for e in part.entries.values() if e.stamp > cutoff)
-            return len(self._parts), stored, live
+            stored = self._entries
+            return len(self._parts), stored, min(stored, max(0, stored - self._expired_seen))
 
-    def snapshot(self) -> list[tuple[str, list[EntryView]]]:
-        """Every partition and entry, sorted, for the dump page."""
+    def partition_sizes(self) -> list[tuple[str, int]]:
+        """Every partition's name and number of entries, sorted by name: O(partitions)."""
         with self._lock:
-            now = self.clock()
-            return [
-                (
-                    name,
-                    [
-                        EntryView(
-                            e.uid,
-                            e.uri,
-                            e.data_type,
-                            e.connection_type,
-                            e.capacity,
-                            now - e.stamp,
-                            now - e.stamp >= self.ttl,
-                        )
-                        for _, e in sorted(part.entries.items())
-                    ],
-                )
-                for name, part in sorted(self._parts.items())
-            ]
+            sizes = [(name, len(part.entries)) for name, part in self._parts.items()]
+        sizes.sort()
+        return sizes
+
+    def page(
+        self, partition: str, limit: int, *, after: str | None = None, prefix: str = ""
+    ) -> tuple[list[EntryView], bool] | None:
+        """The first ``limit`` entries of a partition in uid order, of those whose uid is after
+        ``after`` and starts with ``prefix``, and whether more follow; None if the partition is
+        unknown. Bisects each data_type's sorted index and merges their heads: O(data_types *
+        log(entries) + limit), whatever the partition holds."""
+        part = self._parts.get(partition)
+        if part is None:
+            return None
+        with self._lock:  # the dict of indexes changes size as data_types come and go
+            indexes = list(part.index.values())
+        heads: list[list[Entry]] = []
+        for i, index in enumerate(indexes, 1):
+            uids = index.uids
+            lo = bisect.bisect_left(uids, prefix) if prefix else 0
+            if after is not None:
+                lo = max(lo, bisect.bisect_right(uids, after))
+            hi = min(_prefix_end(uids, prefix) if prefix else len(uids), lo + limit + 1)
+            if lo < hi:
+                heads.append(index.rows[lo:hi])
+            if i % SWEEP_CHUNK == 0:
+                time.sleep(0)  # a partition may hold as many data_types as entries
+        rows = list(itertools.islice(heapq.merge(*heads, key=_uid), limit + 1))
+        now = self.clock()
+        views = [
+            EntryView(
+                e.uid,
+                e.uri,
+                e.data_type,
+                e.connection_type,
+                e.capacity,
+                now - e.stamp,
+                now - e.stamp >= self.ttl,
+            )
+            for e in rows[:limit]
+        ]
+        return views, len(rows) > limit
 
     # ----------------------------------------------------------------------------- stats
 
@@ -414,11 +552,186 @@ class Registry:
                 self._stats.lookup_seconds += seconds
 
     def stats(self, *, reset: bool = False) -> CallStats:
+        """The statistics, a copy its reader may iterate while publishes go on."""
         with self._lock:
             current = self._stats
             if reset:
                 self._stats = CallStats()
-            return current
+            return replace(current, max_entries=dict(current.max_entries))
+
+    # ----------------------------------------------------------------------------- publish
+
+    def _refusal(self, partition: str, conns: list[Connection]) -> LimitExceeded | None:
+        """The limit storing ``conns`` would break, if any. Called with the lock held."""
+        part = self._parts.get(partition)
+        if part is None:
+            if self.max_partitions and len(self._parts) >= self.max_partitions:
+                return LimitExceeded(
+                    MAX_PARTITIONS,
+                    self.max_partitions,
+                    f"the registry already holds {len(self._parts)} partitions "
+                    f"({MAX_PARTITIONS}={self.max_partitions})",
+                )
+            entries = _NO_ENTRIES
+        else:
+            entries = part.entries
+        # Counting the new uids costs a set per publish; skip it while even "all new" fits.
+        might_overflow = (
+            self.max_entries_per_partition
+            and len(entries) + len(conns) > self.max_entries_per_partition
+        ) or (self.max_entries and self._entries + len(conns) > self.max_entries)
+        if not might_overflow:
+            return None
+        fresh = len({c.uid for c in conns if c.uid not in entries})
+        if self.max_entries_per_partition and len(entries) + fresh > self.max_entries_per_partition:
+            return LimitExceeded(
+                MAX_ENTRIES_PER_PARTITION,
+                self.max_entries_per_partition,
+                f"partition would hold {len(entries) + fresh} entries "
+                f"({MAX_ENTRIES_PER_PARTITION}={self.max_entries_per_partition})",
+            )
+        if self.max_entries and self._entries + fresh > self.max_entries:
+            return LimitExceeded(
+                MAX_ENTRIES,
+                self.max_entries,
+                f"the registry would hold {self._entries + fresh} entries "
+                f"({MAX_ENTRIES}={self.max_entries})",
+            )
+        return None
+
+    def _store(self, partition: str, conns: list[Connection]) -> None:
+        """Store a publish the limits allow. Called with the lock held."""
+        now = self.clock()
+        part = self._parts.get(partition)
+        if part is None:
+            part = self._parts[partition] = _Partition(partition, now)
+        part.newest = now
+        entries = part.entries
+        added: dict[str, set[str]] = {}
+        removed: dict[str, set[str]] = {}
+        replaced: set[str] = set()
+        for c in conns:
+            old = entries.get(c.uid)
+            if old is not None and old.connection == c:
+                old.stamp = now
+                continue
+            entries[c.uid] = Entry(c, now)
+            if old is None:
+                self._entries += 1
+            if old is None or old.data_type != c.data_type:
+                added.setdefault(c.data_type, set()).add(c.uid)
+                if old is not None:
+                    removed.setdefault(old.data_type, set()).add(c.uid)
+                    # The same uid earlier in this publish with old's data_type: it must
+                    # not be indexed there after all.
+                    added.get(old.data_type, set()).discard(c.uid)
+            else:
+                replaced.add(c.data_type)
+        if added or removed or replaced:
+            part.reindex(added, removed, replaced)
+        self._note_sizes(part)
+
+    def _store_after_reclaim(
+        self, partition: str, conns: list[Connection], refused: LimitExceeded
+    ) -> None:
+        """A publish refused by a limit: reclaim what expired past the grace for that limit,
+        then check again, once per limit in the way; raise the refusal if one still stands."""
+        tried: set[str] = set()
+        while refused.setting not in tried:
+            tried.add(refused.setting)
+            self._reclaim(refused.setting, partition)
+            with self._lock:
+                again = self._refusal(partition, conns)
+                if again is None:
+                    self._store(partition, conns)
+                    return
+            refused = again
+        raise refused
+
+    def _reclaim(self, setting: str, partition: str) -> None:
+        """Remove what expired past the grace and stands in the way of ``setting``. Whole
+        partitions cost O(1) each and are always reclaimed; walking entries is done at most
+        once per sweep interval (per partition for MAX_ENTRIES_PER_PARTITION), so a client
+        held at a limit cannot make every publish walk the registry."""
+        with self._lock:
+            now = self.clock()
+            if setting == MAX_PARTITIONS:
+                walk = _Walk(list(self._parts.values()), self.grace, entries=False)
+            elif setting == MAX_ENTRIES_PER_PARTITION:
+                part = self._parts.get(partition)
+                if part is None or now < part.next_reclaim:
+                    return
+                part.next_reclaim = now + self.sweep_interval
+                walk = _Walk([part], self.grace)
+            else:
+                if now < self._next_reclaim:
+                    return
+                self._next_reclaim = now + self.sweep_interval
+                walk = _Walk(list(self._parts.values()), self.grace)
+        removed = self._run(walk)
+        if removed and self.on_expired is not None:
+            self.on_expired(removed)
+
+    # ----------------------------------------------------------------------------- walks
+
+    def _run(self, walk: _Walk, budget: float = math.inf) -> int:
+        """Take ``walk`` to its end, or through ``budget`` entries, a chunk per hold of the lock,
+        yielding between chunks (module doc). Returns the entries removed."""
+        removed = 0
+        while True:
+            with self._lock:
+                gone, used = self._step(walk, int(min(budget, SWEEP_CHUNK)))
+            removed += gone
+            budget -= used
+            if walk.done or budget <= 0:
+                return removed
+            time.sleep(0)
+
+    def _step(self, walk: _Walk, budget: int) -> tuple[int, int]:
+        """Advance ``walk`` by up to ``budget`` entries or partitions. Called with the lock
+        held. Returns (entries removed, entries and partitions looked at)."""
+        live = self.clock() - self.ttl
+        cutoff = live - walk.grace
+        removed = used = 0
+        while used < budget:
+            part = walk.part
+            if part is None:
+                if not walk.todo:
+                    walk.done = True
+                    break
+                part = walk.todo.pop()
+                used += 1
+                if self._parts.get(part.name) is not part:
+                    continue  # gone, or gone and published anew, since the walk began
+                if part.newest <= cutoff:
+                    removed += self._drop(part)
+                elif walk.entries:
+                    walk.begin(part, live)
+                continue
+            if self._parts.get(part.name) is not part:
+                walk.part = None  # retracted, reset or dropped between two chunks
+                continue
+            if walk.lists:
+                used += walk.look(part.entries, budget - used, cutoff, live)
+            if not walk.lists:
+                removed += self._finish(walk, part, cutoff)
+        return removed, used
+
+    def _finish(self, walk: _Walk, part: _Partition, cutoff: float) -> int:
+        """End a walk's visit to a partition: remove the long-expired entries it found (unless
+        republished since), note what it saw expired, and drop the partition if that emptied it.
+        Called with the lock held."""
+        walk.part = None
+        entries = part.entries
+        gone = [e for e in walk.gone if entries.get(e.uid) is e and e.stamp <= cutoff]
+        self._expired_seen += walk.expired - part.expired_seen
+        part.expired_seen, part.seen_cutoff = walk.expired, walk.seen_cutoff
+        if not gone:
+            return 0
+        removed = self._remove(part, gone)
+        if not entries:
+            self._drop(part)
+        return removed
 
     # ----------------------------------------------------------------------------- internals
 
@@ -443,35 +756,46 @@ class Registry:
         part.reindex({}, removed)
         return len(gone)
 
-    def _sweep(self, now: float, budget: int) -> int:
-        """Look at up to ``budget`` entries, round-robin over all partitions, and remove those
-        expired for longer than the grace period. Called with the lock held."""
-        cutoff = now - self.ttl - self.grace
-        removed = 0
-        while budget > 0:
-            if not self._sweep_uids:
-                if not self._sweep_parts:
-                    if not self._parts:
-                        break
-                    self._sweep_parts = list(self._parts)
-                    budget -= 1  # starting a round costs; an empty registry ends the loop
-                self._sweep_part = self._sweep_parts.pop()
-                part = self._parts.get(self._sweep_part)
-                self._sweep_uids = list(part.entries) if part else []
-                budget -= 1
-                continue
-            part = self._parts.get(self._sweep_part or "")
-            chunk = self._sweep_uids[-budget:]
-            del self._sweep_uids[-budget:]
-            budget -= len(chunk)
-            if part is None:
-                continue
-            gone = [e for uid in chunk if (e := part.entries.get(uid)) and e.stamp <= cutoff]
-            if gone:  # nothing to reindex otherwise, and that is almost every publish
-                removed += self._remove(part, gone)
-        return removed
+    def _drop(self, part: _Partition) -> int:
+        """Remove a partition whole; returns the entries it held. Called with the lock held."""
+        del self._parts[part.name]
+        self._entries -= len(part.entries)
+        self._expired_seen -= part.expired_seen
+        return len(part.entries)
 
 
+# Read by _refusal for a partition not created yet; never written.
+_NO_ENTRIES: dict[str, Entry] = {}
+
+# Registries that started a sweeper, so a forked child can forget the thread it did not inherit.
+_SWEEPING: weakref.WeakSet[Registry] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for registry in list(_SWEEPING):
+        registry._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _sweep_forever(ref: weakref.ref[Registry], token: object, interval: float) -> None:
+    """The sweeper thread: a pass every ``interval`` seconds while its registry lives and still
+    wants this thread (``token``). It holds the registry only during a pass, so a registry that
+    is dropped, reset or stopped ends it at the next wake-up."""
+    while True:
+        time.sleep(interval)
+        registry = ref()
+        if registry is None or registry._sweeper is not token:
+            return
+        try:
+            registry.sweep_once()
+        except Exception:
+            log.exception("sweeper pass failed; the next one is in %.1f s", interval)
+        del registry
+
+
+_uid = operator.attrgetter("uid")
 _stamp = operator.attrgetter("stamp")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -81,18 +82,26 @@ def test_published_lookups_and_results(client: FlaskClient) -> None:
     assert value(s, "connection_flask_lookup_results_total") == 3
 
 
-def test_partition_and_entry_gauges(client: FlaskClient, clock: FakeClock) -> None:
+def sweep(app: Flask) -> None:
+    app.extensions["connection_flask"].registry.sweep_once()
+
+
+def test_partition_and_entry_gauges(app: Flask, client: FlaskClient, clock: FakeClock) -> None:
     client.post("/publish", json={"partition": "p", "connections": [conn("a"), conn("b")]})
-    client.post("/publish", json={"partition": "q", "connections": [conn("c")]})
-    clock.advance(10)
     client.post("/publish", json={"partition": "q", "connections": [conn("c")]})
     s = scrape(client)
     assert value(s, "connection_flask_partitions") == 2
     assert value(s, "connection_flask_stored_entries") == 3
-    assert value(s, "connection_flask_live_entries") == 1
+    assert value(s, "connection_flask_live_entries") == 3, "new entries are live at once"
+    clock.advance(10)
+    client.post("/publish", json={"partition": "q", "connections": [conn("c")]})
+    sweep(app)
+    s = scrape(client)
+    assert value(s, "connection_flask_stored_entries") == 3
+    assert value(s, "connection_flask_live_entries") == 1, "expiry shows after a sweep"
 
 
-def test_expired_and_purged_counters(client: FlaskClient, clock: FakeClock) -> None:
+def test_expired_and_purged_counters(app: Flask, client: FlaskClient, clock: FakeClock) -> None:
     client.post("/publish", json={"partition": "p", "connections": [conn("a"), conn("b")]})
     clock.advance(10)
     client.get("/purge")
@@ -100,9 +109,28 @@ def test_expired_and_purged_counters(client: FlaskClient, clock: FakeClock) -> N
     clock.advance(10 + 60 + 1)
     for _ in range(3):
         client.post("/publish", json={"partition": "r", "connections": [conn("d")]})
+    assert value(scrape(client), "connection_flask_entries_expired_total") == 0, (
+        "publishes do not sweep"
+    )
+    sweep(app)
     s = scrape(client)
     assert value(s, "connection_flask_entries_purged_total") == 2
     assert value(s, "connection_flask_entries_expired_total") == 1
+    assert value(s, "connection_flask_partitions") == 1
+
+
+def test_entries_reclaimed_at_a_limit_count_as_expired(clock: FakeClock) -> None:
+    from connection_flask.app import create_app
+    from connection_flask.settings import Settings
+
+    client = create_app(Settings(max_partitions=1), clock=clock).test_client()
+    client.post("/publish", json={"partition": "p", "connections": [conn("a"), conn("b")]})
+    clock.advance(10 + 60)
+    r = client.post("/publish", json={"partition": "q", "connections": [conn("c")]})
+    assert r.status_code == 200
+    s = scrape(client)
+    assert value(s, "connection_flask_entries_expired_total") == 2
+    assert value(s, "connection_flask_partitions") == 1
 
 
 def test_label_values_stay_bounded(client: FlaskClient) -> None:

@@ -78,7 +78,7 @@ def test_republishing_revives_an_expired_entry(registry: Registry, clock: FakeCl
     assert uids(registry, "a") == ["a"]
 
 
-def test_purge_removes_expired_entries_but_keeps_the_partition(
+def test_purge_removes_expired_entries_and_keeps_a_partition_with_live_ones(
     registry: Registry, clock: FakeClock
 ) -> None:
     registry.publish("p", [c("old")])
@@ -86,33 +86,26 @@ def test_purge_removes_expired_entries_but_keeps_the_partition(
     registry.publish("p", [c("new")])
     assert registry.purge() == 1
     assert registry.counts() == (1, 1, 1)
-    clock.advance(TTL)
-    assert registry.purge() == 1
-    assert registry.has_partition("p")
-    assert registry.lookup("p", compile_matcher(".*"), "TPSet") == []
+    assert uids(registry, ".*") == ["new"]
 
 
-def test_sweep_removes_entries_expired_past_the_grace_period(
-    registry: Registry, clock: FakeClock
-) -> None:
+def test_purge_removes_the_partitions_it_empties(registry: Registry, clock: FakeClock) -> None:
+    registry.publish("p", [c("a"), c("b")])
+    registry.publish("q", [c("x")])
+    clock.advance(TTL / 2)
+    registry.publish("q", [c("y")])
+    clock.advance(TTL / 2)
+    assert registry.purge() == 3
+    assert not registry.has_partition("p")
+    assert registry.lookup("p", compile_matcher(".*"), "TPSet") is None
+    assert uids(registry, ".*", part="q") == ["y"]
+
+
+def test_publish_does_no_sweeping(registry: Registry, clock: FakeClock) -> None:
     registry.publish("dead", [c(f"d{i}") for i in range(50)])
-    clock.advance(TTL + GRACE - 1)
-    registry.publish("alive", [c("x")])
-    assert registry.counts()[1] == 51, "within grace: nothing removed yet"
-    clock.advance(2)
-    removed = 0
-    for _ in range(10):
-        removed += registry.publish("alive", [c("x")]).expired_removed
-    assert removed == 50
-    assert registry.counts() == (2, 1, 1)
-    assert registry.has_partition("dead"), "the sweep never removes partitions"
-
-
-def test_sweep_work_per_publish_is_bounded(registry: Registry, clock: FakeClock) -> None:
-    registry.publish("big", [c(f"u{i:05d}") for i in range(5000)])
     clock.advance(TTL + GRACE + 1)
-    first = registry.publish("other", [c("x")]).expired_removed
-    assert 0 < first <= 40, "one small publish may only look at a few entries"
+    assert registry.publish("alive", [c("x")]).expired_removed == 0
+    assert registry.counts()[1] == 51, "the sweeper removes expired entries, not publishes"
 
 
 def test_retract_removes_listed_uids_and_reports_missing(registry: Registry) -> None:
@@ -171,6 +164,106 @@ def test_limits_refuse_growth_and_store_nothing(clock: FakeClock) -> None:
     assert uids(registry, ".*") == ["a", "b"]
 
 
+def test_max_partitions_wedge_recovers_once_the_partitions_expire_past_the_grace(
+    clock: FakeClock,
+) -> None:
+    registry = Registry(TTL, GRACE, clock=clock, max_partitions=5)
+    for i in range(5):
+        registry.publish(f"p{i}", [c("a")])
+    with pytest.raises(LimitExceeded, match="CONNECTION_FLASK_MAX_PARTITIONS"):
+        registry.publish("new", [c("a")])
+    clock.advance(TTL + GRACE - 1)
+    with pytest.raises(LimitExceeded, match="CONNECTION_FLASK_MAX_PARTITIONS"):
+        registry.publish("new", [c("a")])  # expired but within the grace: still held
+    clock.advance(1)
+    registry.publish("new", [c("a")])
+    assert uids(registry, ".*", part="new") == ["a"]
+    assert registry.counts() == (1, 1, 1)
+    assert registry.lookup("p0", compile_matcher(".*"), "TPSet") is None
+
+
+def test_a_partition_with_a_recent_publish_is_not_reclaimed(clock: FakeClock) -> None:
+    registry = Registry(TTL, GRACE, clock=clock, max_partitions=2)
+    registry.publish("old", [c("a")])
+    registry.publish("kept", [c("a")])
+    clock.advance(TTL + GRACE - 1)
+    registry.publish("kept", [])  # an empty publish still says the partition is in use
+    clock.advance(2)
+    registry.publish("new", [c("a")])
+    assert registry.has_partition("kept") and not registry.has_partition("old")
+
+
+def test_purge_frees_partition_slots(clock: FakeClock) -> None:
+    registry = Registry(TTL, GRACE, clock=clock, max_partitions=2)
+    registry.publish("p", [c("a")])
+    registry.publish("q", [c("a")])
+    clock.advance(TTL)
+    assert registry.purge() == 2
+    registry.publish("r", [c("a")])
+    assert registry.counts() == (1, 1, 1)
+
+
+def test_max_entries_recovers_once_entries_expire_past_the_grace(clock: FakeClock) -> None:
+    registry = Registry(TTL, GRACE, clock=clock, max_entries=4)
+    registry.publish("p", [c("a"), c("b")])
+    registry.publish("q", [c("a")])
+    clock.advance(GRACE)
+    registry.publish("q", [c("b")])  # keeps q in use while its "a" expires
+    with pytest.raises(LimitExceeded, match="CONNECTION_FLASK_MAX_ENTRIES="):
+        registry.publish("q", [c("c"), c("d")])
+    clock.advance(TTL + 1)  # p and q's "a" are now long expired, q's "b" only expired
+    registry.publish("q", [c("c"), c("d")])
+    assert registry.counts() == (1, 3, 2)
+    assert not registry.has_partition("p")
+
+
+def test_max_entries_per_partition_recovers_once_entries_expire_past_the_grace(
+    clock: FakeClock,
+) -> None:
+    registry = Registry(TTL, GRACE, clock=clock, max_entries_per_partition=2)
+    registry.publish("p", [c("a"), c("b")])
+    clock.advance(TTL + GRACE)
+    registry.publish("p", [c("b")])
+    clock.advance(1)
+    registry.publish("p", [c("c")])
+    assert uids(registry, ".*") == ["b", "c"]
+
+
+def test_reclaiming_entries_at_a_limit_walks_at_most_once_per_sweep_interval(
+    clock: FakeClock,
+) -> None:
+    removed: list[int] = []
+    registry = Registry(
+        TTL, GRACE, clock=clock, max_entries=3, sweep_interval=5.0, on_expired=removed.append
+    )
+    registry.publish("p", [c("a")])
+    clock.advance(1)
+    registry.publish("p", [c("b"), c("c")])
+    clock.advance(TTL + GRACE - 0.5)  # only "a" is long expired
+    registry.publish("p", [c("d")])  # full: the reclaim removes "a"
+    assert removed == [1]
+    clock.advance(1)  # now "b" and "c" are long expired too
+    with pytest.raises(LimitExceeded):
+        registry.publish("p", [c("e"), c("f")])  # but the last reclaim was 1 s ago
+    assert removed == [1]
+    clock.advance(4)
+    registry.publish("p", [c("e"), c("f")])
+    assert removed == [1, 2]
+    assert uids(registry, ".*") == ["d", "e", "f"]
+
+
+def test_a_registry_at_its_limit_with_nothing_expired_still_refuses(clock: FakeClock) -> None:
+    registry = Registry(TTL, GRACE, clock=clock, max_partitions=1, max_entries=2)
+    registry.publish("p", [c("a"), c("b")])
+    clock.advance(TTL + GRACE - 1)
+    registry.publish("p", [c("a"), c("b")])
+    clock.advance(TTL + GRACE - 1)
+    with pytest.raises(LimitExceeded, match="CONNECTION_FLASK_MAX_PARTITIONS"):
+        registry.publish("q", [c("a")])
+    with pytest.raises(LimitExceeded, match="CONNECTION_FLASK_MAX_ENTRIES="):
+        registry.publish("p", [c("c")])
+
+
 def test_stats_count_calls_and_reset(registry: Registry) -> None:
     registry.publish("p", [c("a"), c("b")])
     registry.record_call("publish", 0.5)
@@ -181,13 +274,39 @@ def test_stats_count_calls_and_reset(registry: Registry) -> None:
     assert registry.stats().publishes == 0
 
 
-def test_snapshot_marks_expired_entries(registry: Registry, clock: FakeClock) -> None:
+def test_page_marks_expired_entries_and_gives_their_age(
+    registry: Registry, clock: FakeClock
+) -> None:
     registry.publish("p", [c("a")])
     clock.advance(TTL)
     registry.publish("p", [c("b")])
-    [(name, entries)] = registry.snapshot()
-    assert name == "p"
-    assert [(e.uid, e.expired) for e in entries] == [("a", True), ("b", False)]
+    page = registry.page("p", 10)
+    assert page is not None
+    views, more = page
+    assert [(e.uid, e.expired, e.age) for e in views] == [("a", True, TTL), ("b", False, 0.0)]
+    assert not more
+
+
+def test_page_merges_the_data_types_in_uid_order_from_a_cursor(registry: Registry) -> None:
+    registry.publish("p", [c(f"u{i:02d}", data_type=f"T{i % 3}") for i in range(20)])
+
+    def page(limit: int, after: str | None = None, prefix: str = "") -> tuple[list[str], bool]:
+        got = registry.page("p", limit, after=after, prefix=prefix)
+        assert got is not None
+        return [e.uid for e in got[0]], got[1]
+
+    assert page(4) == (["u00", "u01", "u02", "u03"], True)
+    assert page(4, after="u03") == (["u04", "u05", "u06", "u07"], True)
+    assert page(4, after="u17") == (["u18", "u19"], False)
+    assert page(5, prefix="u1") == (["u10", "u11", "u12", "u13", "u14"], True)
+    assert page(5, after="u16", prefix="u1") == (["u17", "u18", "u19"], False)
+    assert registry.page("nope", 4) is None
+
+
+def test_partition_sizes_are_sorted_by_name(registry: Registry) -> None:
+    registry.publish("q", [c("a")])
+    registry.publish("p", [c("a"), c("b")])
+    assert registry.partition_sizes() == [("p", 2), ("q", 1)]
 
 
 def test_reset_drops_everything(registry: Registry) -> None:
