@@ -144,15 +144,18 @@ $(LOCALBIN)/hadolint:
 WRK ?= $(or $(shell command -v wrk 2>/dev/null),wrk)
 BENCH_QUICK ?=
 BENCH_RUNS ?=
+BENCH_ONLY ?=
+BENCH_HOLD ?=
 
 $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 	$(VPY) -m pip install --quiet -e '.[bench]'
 	touch $@
 
 .PHONY: bench
-bench: $(VENV)/.bench-installed ## Run the DAQ load benchmarks (needs wrk: apt-get install wrk; ~35 min) and rewrite docs/PERFORMANCE.md; BENCH_QUICK=1: ~5 min smoke test, results in TMPDIR only.
+bench: $(VENV)/.bench-installed ## Run every DAQ load benchmark (main under gevent and gthread, sweep, reliability, admin; needs wrk: apt-get install wrk; ~55 min) and rewrite docs/PERFORMANCE.md; BENCH_QUICK=1: ~10 min smoke test; BENCH_ONLY=reliability,admin: those groups only; both write to TMPDIR only.
 	@command -v $(WRK) >/dev/null 2>&1 || { echo "wrk not found: apt-get install wrk (or WRK=/path/to/wrk)" >&2; exit 1; }
-	WRK=$(WRK) BENCH_QUICK=$(BENCH_QUICK) BENCH_RUNS=$(BENCH_RUNS) $(VPY) bench/run.py
+	WRK=$(WRK) BENCH_QUICK=$(BENCH_QUICK) BENCH_RUNS=$(BENCH_RUNS) BENCH_ONLY=$(BENCH_ONLY) \
+	  BENCH_HOLD=$(BENCH_HOLD) $(VPY) bench/run.py
 
 .PHONY: bench-profile
 bench-profile: $(VENV)/.bench-installed ## Profile the worker under load with py-spy; writes docs/bench/profile.json.

@@ -956,7 +956,7 @@ def verdicts(results: list[Result]) -> list[tuple[str, str, str, bool]]:
     return out
 
 
-def lane_rows(results: list[Result]) -> list[tuple[str, float, float, float | None, str, str]]:
+def lane_rows(results: list[Result]) -> list[lanes.Row]:
     """The worker-class comparison table's rows: each default result measured also under the
     reference (its ``versus``)."""
     by_name = {r.name: r for r in results}
@@ -967,13 +967,14 @@ def lane_rows(results: list[Result]) -> list[tuple[str, float, float, float | No
             continue
         mine, theirs = ratio(r, by_name), ratio(twin, by_name)
         rows.append(
-            (
+            lanes.Row(
                 r.name,
                 r.median.rps,
                 twin.median.rps,
                 lanes.paired_ratio([x.rps for x in r.runs], [x.rps for x in twin.runs]),
                 "" if mine is None else f"{mine:.2f}",
                 "" if theirs is None else f"{theirs:.2f}",
+                judged=r.group in ("publish", "lookup", "mixed"),
             )
         )
     return rows

@@ -342,3 +342,15 @@ def test_the_default_must_be_within_10_percent_of_gthread(ratio: float | None, o
     assert name == f"publish 20 conns keep-alive: default vs {lanes.REFERENCE}"
     assert wanted == f">= 0.90 of {lanes.REFERENCE}"
     assert met is ok
+
+
+def test_a_ceiling_shown_beside_the_scenarios_is_not_judged() -> None:
+    rows = [
+        lanes.Row("publish 20 conns keep-alive", 3000, 2000, 1.5, "0.90", "0.80"),
+        lanes.Row("lookup prefix N=100000", 1700, 2000, 0.85, "0.70", "0.80"),
+        lanes.Row("ceiling: trivial Flask POST [x]", 100, 200, 0.5, "0.60", "0.95", judged=False),
+    ]
+    text = lanes.table("gevent (default)", rows)
+    assert text[2].endswith("| 1.500 | yes | 0.90 | 0.80 |")
+    assert text[3].endswith("| 0.850 | **no** | 0.70 | 0.80 |")
+    assert text[4].endswith("| 0.500 |  | 0.60 | 0.95 |")

@@ -163,7 +163,9 @@ def test_two_worker_classes_take_turns_each_against_its_own_ceiling(tmp_path: Pa
     assert verdicts["publish 20 conns keep-alive: default vs gthread 2 threads"] == "1.286"
     rows = bench.lane_rows([default, ref, a1, a2, b1])
     # Medians of two runs are the lower one (Result.median).
-    assert rows == [("publish 20 conns keep-alive", 450.0, 350.0, 9 / 7, "0.90", "0.88")]
+    assert rows == [
+        bench.lanes.Row("publish 20 conns keep-alive", 450.0, 350.0, 9 / 7, "0.90", "0.88")
+    ]
 
 
 def test_lanes_must_line_up(tmp_path: Path) -> None:
