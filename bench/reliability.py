@@ -286,6 +286,14 @@ def verdicts(outcomes: list[Outcome]) -> list[tuple[str, str, str, bool]]:
     ]
 
 
+def slowest_second(o: Outcome) -> str:
+    """The second of the hold with the slowest request: "at S s: MAX ms"."""
+    if not o.timeline:
+        return ""
+    start, _, _, worst = max(o.timeline, key=lambda t: t[3])
+    return f"{start:g}-{start + 1:g} s: {worst:.0f} ms"
+
+
 def close_cell(h: Held) -> str:
     if not h.closed_by_server:
         return "none"
@@ -308,22 +316,26 @@ def render(outcomes: list[Outcome]) -> list[str]:
         f"{MAX_P99_MS:.0f} ms. Failed requests count in the latencies at the time they took to "
         "fail. Worker RSS and open file descriptors are sampled once a second during the hold.",
         "",
-        "| server | requests | failed | p50 ms | p99 ms | max ms | met "
-        "| worker RSS MB before / max | worker fds before / max | exit code after SIGTERM |",
-        "|---|---:|---|---:|---:|---:|---|---:|---:|---:|",
+        "| server | requests | failed | p50 ms | p99 ms | max ms | slowest second of the hold "
+        "| met | worker RSS MB before / max | worker fds before / max "
+        "| exit code after SIGTERM |",
+        "|---|---:|---|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for o in outcomes:
         why = ", ".join(f"{k} {v}" for k, v in o.errors.items())
         rows.append(
             f"| {o.config} | {o.requests:,} | {o.failures:,}{f' ({why})' if why else ''} "
-            f"| {o.p50_ms:.1f} | {o.p99_ms:.1f} | {o.max_ms:.1f} "
+            f"| {o.p50_ms:.1f} | {o.p99_ms:.1f} | {o.max_ms:.1f} | {slowest_second(o)} "
             f"| {'yes' if passed(o) else '**no**'}{' (reference)' if o.reference else ''} "
             f"| {o.rss_mb_before:.0f} / {o.rss_mb_max:.0f} | {o.fds_before} / {o.fds_max} "
             f"| {'' if o.exit_code is None else o.exit_code} |"
         )
     rows += [
         "",
-        "| server | sockets | connected at start / fewest during the hold | closed by the server "
+        "Sockets opened together are closed together, and each is reopened at once: the fewest "
+        "connected at any instant shows how deep such a wave went, not a steady level.",
+        "",
+        "| server | sockets | connected at start / fewest at any instant | closed by the server "
         "| seconds connected before the close: median (min to max) | first close, s into the "
         "hold | first reply on a closed socket |",
         "|---|---|---:|---:|---|---:|---|",

@@ -217,6 +217,9 @@ def test_the_reference_run_is_reported_but_is_not_a_target() -> None:
     assert (wanted, got, ok) == ("0 failures, p99 < 100 ms", "0 of 2000 failed, p99 2.0 ms", True)
     table = "\n".join(reliability.render([_outcome(), _outcome(40, 500.0, reference=True)]))
     assert "**no** (reference)" in table
+    o = _outcome()
+    o.timeline = [[0.0, 100, 0, 3.0], [9.0, 100, 0, 166.4], [10.0, 100, 0, 2.0]]
+    assert reliability.slowest_second(o) == "9-10 s: 166 ms"
     assert "| 40 (timeout 40) |" in table
 
 
