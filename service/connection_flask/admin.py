@@ -31,7 +31,10 @@ bp = Blueprint("admin", __name__)
 PAGE_BYTES = 1_000_000  # the most GET / answers, whatever the registry holds
 OVERVIEW_BYTES = 300_000  # of which the table of partitions may take
 STATS_BYTES = 100_000  # and the statistics at its end
-ROWS_PER_YIELD = 500  # rows rendered between two yields to other requests (registry module doc)
+_MB = f"{PAGE_BYTES / 1e6:g} MB"
+# Rows rendered between two yields to other requests (registry module doc): about 0.1 ms. gevent
+# polls for I/O only every 50 yields (or 5 ms), so a lookup waits up to 50 such slices per step.
+ROWS_PER_YIELD = 25
 # Bytes a row takes at the least, so a page never asks the registry for rows it cannot show.
 MIN_ROW_BYTES = 60
 
@@ -44,7 +47,7 @@ _ENTRY_HEAD = (
     '<table><tr class="h"><th rowspan="2">Name</th>'
     f'<th colspan="{len(_COLUMNS)}">Connection</th></tr><tr class="h">'
     + "".join(f"<th>{c}</th>" for c in _COLUMNS)
-    + "</tr>"
+    + "</tr>\n"
 )
 
 
@@ -188,15 +191,15 @@ def _header(q: _Query, page_size: int) -> str:
         what += [f"partitions after {escape(q.partitions_after)}"] if q.partitions_after else []
         shown = f'<p>Showing {", ".join(what)}. <a href="/">Show everything</a></p>'
     return (
-        f"{_STYLE}<h1>Dump of configuration dictionary</h1>"
+        f"{_STYLE}\n<h1>Dump of configuration dictionary</h1>\n"
         f"<p>At most {page_size} entries per partition, in uid order; the page stops before "
-        f"{PAGE_BYTES // 1000} kB and links onward. Query parameters: <code>partition</code> "
+        f"{_MB} and links onward. Query parameters: <code>partition</code> "
         "(one partition), <code>uid</code> (uids starting with it), <code>after</code> (uids "
         "after it, with <code>partition</code>), <code>partitions_after</code> (partitions "
-        "after it).</p>"
+        "after it).</p>\n"
         '<form method="get" action="/">Partition <input name="partition" value="'
         f'{escape(q.partition)}"> uid starts with <input name="uid" value="{escape(q.uid)}"> '
-        '<button type="submit">Filter</button></form>'
+        '<button type="submit">Filter</button></form>\n'
         f"{shown}"
     )
 
@@ -207,7 +210,7 @@ def _row(e: EntryView) -> str:
         text = "".join(f"<td><strike>{escape(str(v))}</strike></td>" for v in cells)
     else:
         text = "".join(f"<td>{escape(str(v))}</td>" for v in cells)
-    return f"<tr>{text}</tr>"
+    return f"<tr>{text}</tr>\n"
 
 
 @bp.get("/")
@@ -245,7 +248,7 @@ def dump() -> Response:
             last = names[-1] if names else ""
         if last and not q.partition:
             page.add(
-                f"<p><b>The page stops here to stay under {PAGE_BYTES // 1000} kB.</b> "
+                f"<p><b>The page stops here to stay under {_MB}.</b> "
                 f'<a href="{_href(partitions_after=last, uid=q.uid)}">Partitions after '
                 f"{escape(last)}</a></p>"
             )
@@ -261,7 +264,7 @@ def _overview(page: _Page, sizes: list[tuple[str, int]], q: _Query) -> int:
     for name, count in sizes:
         row = (
             f'<tr><td><a href="{_href(partition=name, uid=q.uid)}">{escape(name)}</a></td>'
-            f"<td>{count}</td></tr>"
+            f"<td>{count}</td></tr>\n"
         )
         budget -= len(row.encode())
         if budget < 0 or not page.offer(row):
@@ -290,12 +293,12 @@ def _sections(
     filtered = bool(q.uid or q.after)
     shown_last = ""
     for name in names:
+        time.sleep(0)
         got = registry.page(name, limit, after=q.after or None, prefix=q.uid)
         if got is None or (filtered and not got[0]):
             continue  # removed since the overview was read, or nothing in it matches
         views, more = got
         shown = _section(page, name, views, more, q)
-        time.sleep(0)
         if shown is None:
             return shown_last
         shown_last = name
@@ -307,7 +310,7 @@ def _sections(
 def _section(page: _Page, name: str, views: list[EntryView], more: bool, q: _Query) -> int | None:
     """One partition's heading, as many of ``views`` as fit and a link to its next entries if
     any are left out; returns how many entries it showed, None if not even the heading fit."""
-    head = f"<h3>{escape(name)}</h3>{_ENTRY_HEAD}".encode()
+    head = f"<h3>{escape(name)}</h3>\n{_ENTRY_HEAD}".encode()
     rows = []
     for i, e in enumerate(views, 1):
         rows.append(_row(e).encode())
@@ -316,11 +319,11 @@ def _section(page: _Page, name: str, views: list[EntryView], more: bool, q: _Que
 
     def end(shown: int) -> bytes:
         if shown == len(views) and not more:
-            return b"</table>"
+            return b"</table>\n"
         after = views[shown - 1].uid if shown else q.after
         return (
-            f'</table><p><a href="{_href(partition=name, uid=q.uid, after=after)}">'
-            f"The next entries of {escape(name)}</a></p>"
+            f'</table>\n<p><a href="{_href(partition=name, uid=q.uid, after=after)}">'
+            f"The next entries of {escape(name)}</a></p>\n"
         ).encode()
 
     room = page.room()

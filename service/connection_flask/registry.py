@@ -45,7 +45,8 @@ Clock = Callable[[], float]
 log = logging.getLogger("connection_flask")
 
 # Entries (or partitions) looked at per hold of the lock: about 0.1 ms of work, so that is about
-# how long a publish waits behind a sweep, a purge or a reclaim.
+# how long a publish waits behind a sweep, a purge or a reclaim. gevent polls for I/O only every
+# 50 yields (or 5 ms): chunks much longer would hold a waiting lookup up to 50 chunks per step.
 SWEEP_CHUNK = 1_000
 # Entries one pass of the background sweeper looks at: a round over a million entries takes 20
 # passes, and a pass costs a few ms of CPU.
