@@ -108,8 +108,10 @@ helm-test: $(HELM) ## Run the chart's `helm test` hook pod against the installed
 	$(HELM) test $(RELEASE) --namespace $(NAMESPACE) --logs
 
 .PHONY: helm-undeploy
-helm-undeploy: $(HELM) ## helm uninstall release $(RELEASE) from $(NAMESPACE).
+helm-undeploy: $(HELM) $(KUBECTL) ## helm uninstall release $(RELEASE) from $(NAMESPACE), and the last `helm test` pod (kept for its logs).
 	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE) --ignore-not-found --wait
+	$(KUBECTL) delete pod --namespace $(NAMESPACE) --ignore-not-found --wait=true \
+	  --selector app.kubernetes.io/instance=$(RELEASE),app.kubernetes.io/component=helm-test
 
 .PHONY: helm-docs
 helm-docs: ## Regenerate the values table in charts/connection-flask/README.md from values.yaml.

@@ -90,3 +90,15 @@ def test_helm_test_script_cleans_up_after_a_failure(service_url: str) -> None:
         urllib.request.urlopen(req, timeout=10)
     err.value.close()
     assert err.value.code == 404, "the throwaway partition was left behind"
+
+
+def test_the_pod_outlives_its_run_so_helm_v3_can_read_its_logs() -> None:
+    """Helm v3 applies the hook delete policy before `helm test --logs` reads the logs, so a
+    policy that deletes the pod on success (or failure) fails every such run with "unable to get
+    pod logs"; Helm v4 reads first. Deleting it only when the next run starts works under both,
+    and still spares that next run a 409 on the pod's name."""
+    for values in (None, CHART / "ci" / "all-enabled-values.yaml"):
+        pod = one(helm_template(values), "Pod")
+        annotations = pod["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "test"
+        assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation"
