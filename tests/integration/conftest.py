@@ -73,12 +73,16 @@ class Server:
         return self.proc.returncode
 
 
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[object]:
-    """start_server(argv, env=..., cwd=...) -> a ready Server; every server is stopped after."""
-    servers: list[Server] = []
+class Starter:
+    """start(argv, env=..., cwd=..., port=..., ready=...) -> a (ready) Server, its log in
+    ``directory``; ``stop_all`` kills every server it started."""
 
-    def start(
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.servers: list[Server] = []
+
+    def __call__(
+        self,
         argv: Sequence[str],
         *,
         env: dict[str, str] | None = None,
@@ -93,21 +97,38 @@ def start_server(tmp_path: Path) -> Iterator[object]:
             "CONNECTION_FLASK_DRAIN_SECONDS": "0",
             **(env or {}),
         }
-        log = tmp_path / f"server-{len(servers)}.log"
+        log = self.directory / f"server-{len(self.servers)}.log"
         server = Server(
             [a.replace("{port}", str(port)) for a in argv],
             port=port,
             env=full_env,
-            cwd=cwd or tmp_path,
+            cwd=cwd or self.directory,
             log=log,
         )
-        servers.append(server)
+        self.servers.append(server)
         if ready:
             server.wait_ready()
         return server
 
-    yield start
-    for server in servers:
-        # The test is over: Gunicorn's quick stop, not the graceful one, which costs a gevent
-        # worker up to a second to notice.
-        server.stop(signal.SIGINT)
+    def stop_all(self) -> None:
+        for server in self.servers:
+            # The tests are over and nothing reads what the server does next: kill it rather
+            # than wait for a stop (a gevent worker takes up to a second to notice one).
+            server.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Starter]:
+    """start_server(argv, env=..., cwd=...) -> a ready Server; every server is stopped after."""
+    starter = Starter(tmp_path)
+    yield starter
+    starter.stop_all()
+
+
+@pytest.fixture(scope="module")
+def start_module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Starter]:
+    """start_server for servers that several tests of a module share (each test must then leave
+    the server as it found it); stopped after the module."""
+    starter = Starter(tmp_path_factory.mktemp("servers"))
+    yield starter
+    starter.stop_all()
