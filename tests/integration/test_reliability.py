@@ -10,6 +10,7 @@ that each test sees them expire within a few seconds.
 
 from __future__ import annotations
 
+import html
 import http.client
 import random
 import re
@@ -45,15 +46,19 @@ CRASH_MARKERS = ("Traceback", "BlockingSwitchOutError")
 Start = Callable[..., Server]
 
 
+# Worker settings a caller's shell could pass on to the servers.
+LAUNCHER_SETTINGS = (
+    "CONNECTION_FLASK_WORKER_CLASS",
+    "CONNECTION_FLASK_THREADS",
+    "CONNECTION_FLASK_WORKER_CONNECTIONS",
+    "GUNICORN_CMD_ARGS",
+)
+
+
 @pytest.fixture
 def default_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The launcher's own defaults: no worker setting inherited from the caller's shell."""
-    for name in (
-        "CONNECTION_FLASK_WORKER_CLASS",
-        "CONNECTION_FLASK_THREADS",
-        "CONNECTION_FLASK_WORKER_CONNECTIONS",
-        "GUNICORN_CMD_ARGS",
-    ):
+    for name in LAUNCHER_SETTINGS:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -104,9 +109,10 @@ def gauge(server: Server, name: str) -> float:
     return sum(float(v) for v in values)
 
 
-def crashes(server: Server) -> list[str]:
+def crashes(server: Server, since: int = 0) -> list[str]:
+    """The crash markers in the server's log (from character ``since`` on)."""
     time.sleep(0.2)  # the service's log lines are written in batches
-    log = server.output()
+    log = server.output()[since:]
     return [marker for marker in CRASH_MARKERS if marker in log]
 
 
@@ -310,34 +316,14 @@ CROWDS = {
     "fifty_idle_sockets": {"idle": 50},
     "idle_slow_header_and_slow_body_sockets": {"idle": 200, "header": 20, "body": 20},
 }
-HOLD = 3.0  # seconds the healthy client runs while the crowd is held: three deadlines
+HOLD = 2.0  # seconds the healthy client runs while the crowd is held: past DEADLINE + LATE
 
 
-@pytest.mark.usefixtures("default_env")
-@pytest.mark.parametrize("crowd", list(CROWDS.values()), ids=list(CROWDS))
-def test_healthy_client_gets_every_request_answered_in_time_while_sockets_are_held(
-    start_server: Start, crowd: dict[str, int]
-) -> None:
-    server = serve(start_server, **SHORT_DEADLINES)
-    with Crowd(server.port, crowd) as held:
-        time.sleep(0.3)  # every socket connected and sending before the first healthy request
-        made, failures = healthy_client(server, HOLD)
-    assert not held.errors, held.errors[:5]
-    assert not failures, f"{len(failures)} of {made} requests failed: {failures[:5]}"
-    assert made >= 20, f"only {made} requests in {HOLD} s"
-    assert not crashes(server), server.output()
-
-
-@pytest.mark.usefixtures("default_env")
-def test_held_sockets_are_closed_by_the_server_at_their_deadline(start_server: Start) -> None:
-    counts = CROWDS["idle_slow_header_and_slow_body_sockets"]
-    server = serve(start_server, **SHORT_DEADLINES)
-    with Crowd(server.port, counts) as held:
-        time.sleep(DEADLINE + LATE + 0.5)
-    assert not held.errors, held.errors[:5]
-    for kind, count in counts.items():
+def assert_cut_at_their_deadline(held: Crowd) -> None:
+    """Every socket of the first wave was closed by the server, none before half its deadline
+    nor long after it, with a 408 or no answer at all."""
+    for kind, count in held.counts.items():
         closes = [c for c in held.closed if c.kind == kind]
-        # Every socket of the first wave is past its deadline and its lateness allowance.
         assert len(closes) >= count, f"{kind}: {len(closes)} of {count} sockets closed"
         early = [round(c.lifetime, 2) for c in closes if c.lifetime < DEADLINE / 2]
         late = [round(c.lifetime, 2) for c in closes if c.lifetime > DEADLINE + LATE]
@@ -347,6 +333,22 @@ def test_held_sockets_are_closed_by_the_server_at_their_deadline(start_server: S
         assert answers <= {408}, f"{kind}: answered {answers} instead of 408 or a close"
     overdue = [(k, round(age, 2)) for k, age in held.open_at_stop if age > DEADLINE + LATE]
     assert not overdue, f"still open past the deadline: {overdue[:5]}"
+
+
+@pytest.mark.usefixtures("default_env")
+@pytest.mark.parametrize("crowd", list(CROWDS.values()), ids=list(CROWDS))
+def test_held_sockets_are_cut_at_their_deadline_while_a_healthy_client_gets_every_answer(
+    start_server: Start, crowd: dict[str, int]
+) -> None:
+    server = serve(start_server, **SHORT_DEADLINES)
+    with Crowd(server.port, crowd) as held:
+        time.sleep(0.3)  # every socket connected and sending before the first healthy request
+        made, failures = healthy_client(server, HOLD)
+    assert not held.errors, held.errors[:5]
+    assert not failures, f"{len(failures)} of {made} requests failed: {failures[:5]}"
+    assert made >= 20, f"only {made} requests in {HOLD} s"
+    assert_cut_at_their_deadline(held)
+    assert not crashes(server), server.output()
 
 
 # --- each deadline, one at a time (the other two far away) ------------------------------------
@@ -527,74 +529,91 @@ def head(framing: bytes) -> bytes:
     )
 
 
-FRAMED = publish_body("framing", ["f"])
-
-
 @dataclass(frozen=True)
 class Framing:
-    request: bytes
+    """A publish to partition ``name`` sent with broken framing, and what the server must do."""
+
+    name: str
+    request: Callable[[bytes], bytes]  # the publish body -> the bytes sent
     shut_write: bool
     statuses: tuple[int | None, ...]
     within: tuple[float, float] = (0.0, 1.0)  # seconds from the last byte sent to the answer
 
 
 CHUNKED = b"Transfer-Encoding: chunked\r\n"
-FRAMINGS = {
+FRAMINGS = [
     # The whole publish in a first chunk, then a size that is not hex.
-    "malformed_chunk_size": Framing(
-        head(CHUNKED) + b"%x\r\n%s\r\nZZ\r\n" % (len(FRAMED), FRAMED),
+    Framing(
+        "malformed_chunk_size",
+        lambda body: head(CHUNKED) + b"%x\r\n%s\r\nZZ\r\n" % (len(body), body),
         shut_write=False,
         statuses=(400,),
     ),
     # The whole publish in a chunk, then the client stops without the last chunk.
-    "truncated_chunked_body": Framing(
-        head(CHUNKED) + b"%x\r\n%s\r\n" % (len(FRAMED), FRAMED),
+    Framing(
+        "truncated_chunked_body",
+        lambda body: head(CHUNKED) + b"%x\r\n%s\r\n" % (len(body), body),
         shut_write=True,
         statuses=(400,),
     ),
     # A chunk of 2^68 bytes: refused from its size line, not awaited.
-    "chunk_size_past_the_body_limit": Framing(
-        head(CHUNKED) + b"fffffffffffffffff\r\n" + FRAMED,
+    Framing(
+        "chunk_size_past_the_body_limit",
+        lambda body: head(CHUNKED) + b"fffffffffffffffff\r\n" + body,
         shut_write=False,
         statuses=(413,),
         within=(0.0, 0.5),
     ),
     # The whole publish, but ten bytes fewer than announced, then the client stops.
-    "body_shorter_than_its_content_length": Framing(
-        head(b"Content-Length: %d\r\n" % (len(FRAMED) + 10)) + FRAMED,
+    Framing(
+        "body_shorter_than_its_content_length",
+        lambda body: head(b"Content-Length: %d\r\n" % (len(body) + 10)) + body,
         shut_write=True,
         statuses=(400,),
     ),
     # Half the body, then nothing: the body deadline answers.
-    "body_stalling_halfway": Framing(
-        head(b"Content-Length: %d\r\n" % len(FRAMED)) + FRAMED[: len(FRAMED) // 2],
+    Framing(
+        "body_stalling_halfway",
+        lambda body: head(b"Content-Length: %d\r\n" % len(body)) + body[: len(body) // 2],
         shut_write=False,
         statuses=(408, None),
         within=(DEADLINE / 2, DEADLINE + LATE),
     ),
-    "content_length_not_a_number": Framing(
-        head(b"Content-Length: abc\r\n") + FRAMED,
+    Framing(
+        "content_length_not_a_number",
+        lambda body: head(b"Content-Length: abc\r\n") + body,
         shut_write=False,
         statuses=(400,),
     ),
-    "two_different_content_lengths": Framing(
-        head(b"Content-Length: %d\r\nContent-Length: 7\r\n" % len(FRAMED)) + FRAMED,
+    Framing(
+        "two_different_content_lengths",
+        lambda body: head(b"Content-Length: %d\r\nContent-Length: 7\r\n" % len(body)) + body,
         shut_write=False,
         statuses=(400,),
     ),
-}
+]
 
 
-@pytest.mark.usefixtures("default_env")
-@pytest.mark.parametrize("framing", list(FRAMINGS.values()), ids=list(FRAMINGS))
-def test_bad_framing_is_a_4xx_and_stores_nothing(start_server: Start, framing: Framing) -> None:
-    server = serve(start_server, CONNECTION_FLASK_BODY_TIMEOUT=str(DEADLINE))
-    status, took = raw_request(server, framing.request, shut_write=framing.shut_write)
+@pytest.fixture(scope="module")
+def framing_server(start_module_server: Start) -> Server:
+    """One server for every framing case: each publishes to its own partition."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in LAUNCHER_SETTINGS:
+            mp.delenv(name, raising=False)
+        return serve(start_module_server, CONNECTION_FLASK_BODY_TIMEOUT=str(DEADLINE))
+
+
+@pytest.mark.parametrize("framing", FRAMINGS, ids=[f.name for f in FRAMINGS])
+def test_bad_framing_is_a_4xx_and_stores_nothing(framing_server: Server, framing: Framing) -> None:
+    server = framing_server
+    logged = len(server.output())
+    request = framing.request(publish_body(framing.name, ["f"]))
+    status, took = raw_request(server, request, shut_write=framing.shut_write)
     assert status in framing.statuses, f"answered {status}, expected one of {framing.statuses}"
     low, high = framing.within
     assert low <= took <= high, f"answered after {took:.2f} s, expected {low}-{high} s"
-    assert lookup(server, "framing")[0] == 404, "the badly framed publish was stored"
-    assert not crashes(server), server.output()
+    assert lookup(server, framing.name)[0] == 404, "the badly framed publish was stored"
+    assert not crashes(server, since=logged), server.output()[logged:]
 
 
 # --- bounded admin page -----------------------------------------------------------------------
@@ -626,6 +645,28 @@ def test_dump_page_stays_small_at_any_registry_size(start_server: Start) -> None
     text = page.decode()
     assert "bulky" in text
     assert 1 <= entry_rows(text, "bulk-") <= PAGE
+
+
+def test_dump_page_shows_a_page_of_entries_and_links_to_the_rest(start_server: Start) -> None:
+    server = serve(start_server, ENTRY_TTL="600", CONNECTION_FLASK_DUMP_PAGE_SIZE=str(PAGE))
+    uids = {f"more-{i:03d}" for i in range(2 * PAGE + 20)}
+    assert publish(server, "paged", sorted(uids)) == 200
+    # Follow the page's own links (at most 20 pages) and collect the entries they show.
+    seen: set[str] = set()
+    visited: set[str] = set()
+    pending = ["/"]
+    while pending and len(visited) < 20:
+        path = pending.pop(0)
+        visited.add(path)
+        status, page = call(server, "GET", path)
+        assert status == 200, path
+        text = page.decode()
+        shown = re.findall(r"<td\b[^>]*>\s*(?:<strike>)?(more-\d+)", text)
+        assert len(shown) <= PAGE, f"{path} shows {len(shown)} entries"
+        seen.update(shown)
+        links = {html.unescape(h) for h in re.findall(r'href="(/[^"]*)"', text)}
+        pending += sorted(links - visited - set(pending))
+    assert seen == uids, f"{len(uids - seen)} entries reachable from no page"
 
 
 # --- a partition that can be published can be looked up ---------------------------------------
