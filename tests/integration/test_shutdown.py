@@ -115,7 +115,7 @@ def _read_status_line(s: socket.socket) -> bytes:
 def test_sigterm_answers_readyz_503_and_keeps_serving_through_the_drain(
     gunicorn: Callable[[float, int], _Gunicorn], worker_class: str
 ) -> None:
-    drain, grace = 1.0, 2
+    drain, grace = 0.8, 2
     server = gunicorn(drain, grace)
     sigterm = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
@@ -140,7 +140,7 @@ def test_sigterm_lets_an_in_flight_request_finish_with_200(
 ) -> None:
     # A sync worker serves one request at a time: the in-flight one is all it does here, so
     # this test probes nothing else while it is held (the test above probes the drain).
-    drain, grace = 1.0, 3
+    drain, grace = 0.6, 3
     server = gunicorn(drain, grace)
     slow = server.start_slow_publish()
     time.sleep(0.3)  # the worker is now inside the request, reading the body
@@ -183,7 +183,7 @@ def test_second_sigterm_does_not_cut_the_drain_short(
 ) -> None:
     # kill(1) on a process group and Kubernetes both deliver SIGTERM to every process: the
     # worker gets one from the arbiter and one directly. The drain must still last its time.
-    drain, grace = 1.0, 2
+    drain, grace = 0.8, 2
     server = gunicorn(drain, grace)
     sigterm = time.monotonic()
     os.killpg(server.proc.pid, signal.SIGTERM)
