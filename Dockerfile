@@ -19,9 +19,9 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 # Every dependency has a manylinux wheel for CPython 3.11 (google-re2, gevent, orjson),
 # so no compiler is needed. pip byte-compiles the installed files, so the read-only runtime
-# never needs to write a .pyc.
+# never needs to write a .pyc. connection_flask.selftest is what the chart's `helm test` pod runs.
 RUN /opt/venv/bin/pip install --no-cache-dir /src \
-    && /opt/venv/bin/python -c "import connection_flask.wsgi, connection_flask.gunicorn_conf"
+    && /opt/venv/bin/python -c "import connection_flask.wsgi, connection_flask.gunicorn_conf, connection_flask.selftest"
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0
