@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -182,7 +183,13 @@ def run(
 ) -> Outcome:
     """Hold the pressure against the server on ``port`` (worker pid ``worker``) while the
     healthy client runs; bounded by ``load.hold`` plus the pressure client's ramp."""
-    sc.raise_nofile()
+    soft, _ = sc.raise_nofile()
+    wanted = sum(load.counts().values()) + 100
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raise RuntimeError(
+            f"the open-file limit is {soft}; the reliability scenario needs {wanted} "
+            "(raise the hard limit: ulimit -Hn, or LimitNOFILE in a service unit)"
+        )
     prefill(port)
     rss0, fds0 = sc.rss_mb(worker), sc.fds(worker)
     cmd = [sys.executable, str(CLIENTS), "pressure", "--port", str(port)]

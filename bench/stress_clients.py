@@ -50,8 +50,10 @@ PAD = 4000
 def raise_nofile() -> tuple[int, int]:
     """Raise this process's RLIMIT_NOFILE soft limit to its hard limit (children inherit it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if soft != hard:
+        # An unlimited hard limit cannot be a soft one: the soft limit then stays.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
