@@ -63,8 +63,6 @@ def publish() -> Response:
     elapsed = time.perf_counter() - start
     st.registry.record_call("publish", elapsed)
     st.metrics.published.inc(result.stored)
-    if result.expired_removed:
-        st.metrics.expired.inc(result.expired_removed)
     timing(
         "publish partition=%s connections=%d took %.0f us",
         req.partition,

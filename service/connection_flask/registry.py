@@ -189,9 +189,6 @@ class _Partition:
 @dataclass(frozen=True, slots=True)
 class PublishResult:
     stored: int
-    # Always 0: expired entries are removed by the sweeper, which reports them to
-    # Registry.on_expired. Kept so callers written for the publish-time sweep still work.
-    expired_removed: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,7 +104,7 @@ def test_purge_removes_the_partitions_it_empties(registry: Registry, clock: Fake
 def test_publish_does_no_sweeping(registry: Registry, clock: FakeClock) -> None:
     registry.publish("dead", [c(f"d{i}") for i in range(50)])
     clock.advance(TTL + GRACE + 1)
-    assert registry.publish("alive", [c("x")]).expired_removed == 0
+    registry.publish("alive", [c("x")])
     assert registry.counts()[1] == 51, "the sweeper removes expired entries, not publishes"
 
 
