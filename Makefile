@@ -9,6 +9,8 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 LOCALBIN ?= $(CURDIR)/bin
 
+# Podman stores a short name like this one as localhost/connection-flask:dev; kind mode loads it
+# into the cluster as connection-flask:dev (docker.io/library/...), the name the manifests ask for.
 IMG ?= connection-flask:dev
 CONTAINER_TOOL ?= docker
 KIND_CLUSTER ?= connection-flask-e2e
@@ -173,6 +175,9 @@ bench-instructions: $(VENV)/.installed ## Count instructions per publish / looku
 
 # kind is not installed by `make tools`: install kind >= v0.24.0 (https://kind.sigs.k8s.io) or
 # name it with KIND=/path/to/kind. With CONTAINER_TOOL=podman, kind uses its podman provider.
+# Supported versions (Helm v3.13+ or v4, kind, docker, podman): docs/E2E.md. The tests load $(IMG)
+# and the pinned Prometheus image into the cluster themselves (tests/e2e/kindplan.py), under the
+# names the manifests ask for; the cluster never pulls from a registry.
 KIND ?= $(or $(shell command -v kind 2>/dev/null),kind)
 KIND_CONFIG ?= tests/e2e/kind-config.yaml
 KIND_ENV := $(if $(filter podman,$(notdir $(CONTAINER_TOOL))),KIND_EXPERIMENTAL_PROVIDER=podman)
@@ -187,11 +192,11 @@ setup-test-e2e: ## Create the kind cluster $(KIND_CLUSTER) from $(KIND_CONFIG) (
 	fi
 
 .PHONY: test-e2e
-test-e2e: venv $(HELM) $(KUBECTL) ## Kind mode: build and load $(IMG), test the Helm and kustomize installs (skips, saying what is missing, without kind or a container engine).
+test-e2e: venv $(HELM) $(KUBECTL) ## Kind mode: build and load $(IMG), test the Helm and kustomize installs (fails, naming what is missing, without kind >= v0.24.0 or a running docker/podman; docs/E2E.md).
 	@if command -v $(KIND) >/dev/null 2>&1 && $(CONTAINER_TOOL) info >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory setup-test-e2e image; \
 	else \
-	  echo "kind or a running $(CONTAINER_TOOL) is missing: the kind tests skip and name what is missing" >&2; \
+	  echo "kind or a running $(CONTAINER_TOOL) is missing: the kind tests fail and name what is missing" >&2; \
 	fi
 	E2E_KIND=1 $(KIND_ENV) KIND=$(KIND) KIND_CLUSTER=$(KIND_CLUSTER) IMG=$(IMG) \
 	  CONTAINER_TOOL=$(CONTAINER_TOOL) HELM=$(HELM) KUBECTL=$(KUBECTL) \

@@ -1,8 +1,8 @@
 """Python programs the kind tests run inside the cluster, in restricted pods of the service image.
 
 Standard library only (the image has python and nothing else we could rely on). Each prints
-JSON lines the test parses; the first argument-free environment variable BASE_URL names the
-service, normally http://connection-flask.connections:5000 (in-cluster DNS).
+JSON lines the test parses; DNS_CHECK and REPUBLISHER find the service in the environment
+variable BASE_URL, normally http://connection-flask.connections:5000 (in-cluster DNS).
 """
 
 from __future__ import annotations
@@ -81,4 +81,20 @@ while time.time() < end:
             pass
     print(json.dumps({"t": t, "op": "lookup", "ok": ok, "status": status}), flush=True)
     time.sleep(max(0.0, min(period / 5, next_publish - time.time())))
+"""
+
+# Open a TCP connection to HOST PORT within TIMEOUT seconds (arguments), printing one JSON line:
+# {"host", "port", "address": resolved IP (absent if the name did not resolve), "reached": bool,
+# "error"}. Exits 0 either way: the test judges. Run in a pod, or with `kubectl exec`.
+REACH = r"""
+import json, socket, sys
+host, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+out = {"host": host, "port": port, "reached": False}
+try:
+    out["address"] = socket.gethostbyname(host)
+    with socket.create_connection((out["address"], port), timeout=timeout):
+        out["reached"] = True
+except OSError as exc:
+    out["error"] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(out), flush=True)
 """

@@ -13,10 +13,16 @@ restricted Pod Security:
   target is up and our request counter grew by the requests made;
 - a rollout restart while an in-cluster client republishes every second: lookups answer again
   within two publish intervals of the new pod turning Ready;
+- the NetworkPolicy: a pod it does not admit is refused, one it admits gets through, and the
+  service's own pod can open no connection;
 - uninstall, and nothing of ours is left running.
 
+Before each install everything an earlier run, ``make deploy`` or ``make helm-deploy`` left in
+the cluster is removed. Images are loaded from the host, so the cluster needs no registry.
 On failure the report carries pod logs, events and ``kubectl describe`` of both namespaces.
-Without kind, kubectl, helm or a working container engine every test skips, naming what is missing.
+Without E2E_KIND=1 every test skips, saying so; with it, anything missing (kind >= v0.24.0, a
+running docker or podman, kubectl, helm, the cluster) fails the run, naming what is missing.
+The decisions and command lines are in kindplan.py, tested without a cluster.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +42,7 @@ from typing import Any
 import pytest
 import yaml
 
-from . import blackbox, chart, diagnostics, incluster
+from . import blackbox, chart, diagnostics, incluster, kindplan
 from .procs import Proc, free_port, poll
 
 # A cluster changes slowly: probe it once a second.
@@ -49,7 +55,11 @@ NAMESPACE = chart.NAMESPACE
 SERVICE = "connection-flask"
 SERVICE_PORT = 5000
 KUSTOMIZE_OVERLAY = chart.ROOT / "deploy" / "kustomize" / "overlays" / "kind"
+# The chart's values for the Helm install (the image is set on the command line).
+KIND_HELM_VALUES = HERE / "kind-helm-values.yaml"
 PROMETHEUS_MANIFEST = HERE / "prometheus.yaml"
+DEFAULT_IMAGE = "connection-flask:dev"  # the Makefile's IMG
+DEFAULT_CLUSTER = "connection-flask-e2e"  # the Makefile's KIND_CLUSTER
 MONITORING_NAMESPACE = "connection-flask-e2e-monitoring"
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
@@ -67,6 +77,9 @@ ROLLOUT_TIMEOUT = 240.0
 
 
 def _engine_problem(engine: str) -> str | None:
+    unsupported = kindplan.engine_problem(engine)
+    if unsupported:
+        return unsupported
     path = shutil.which(engine)
     if path is None:
         return f"container engine `{engine}` (CONTAINER_TOOL) is not on PATH"
@@ -82,19 +95,61 @@ def _engine_problem(engine: str) -> str | None:
     return None
 
 
-def missing_prerequisites() -> list[str]:
+def _kind_problem(kind: str) -> str | None:
+    try:
+        done = subprocess.run(
+            [kind, "version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`{kind} version` failed: {exc}"
+    if done.returncode != 0:
+        return f"`{kind} version` failed with exit status {done.returncode}: {done.stderr.strip()}"
+    return kindplan.kind_version_problem(done.stdout)
+
+
+def missing_prerequisites(env: Mapping[str, str]) -> list[str]:
+    """What this machine lacks for kind mode, each naming how to get it."""
     missing = []
-    if chart.tool("kind", "KIND") is None:
+    kind = chart.tool("kind", "KIND")
+    if kind is None:
         missing.append("kind is not installed (not on PATH, KIND unset; kind >= v0.24.0 needed)")
-    problem = _engine_problem(os.environ.get("CONTAINER_TOOL", "docker"))
+    else:
+        problem = _kind_problem(kind)
+        if problem:
+            missing.append(problem)
+    problem = _engine_problem(env.get("CONTAINER_TOOL", "docker"))
     if problem:
         missing.append(problem)
     for name, var in (("kubectl", "KUBECTL"), ("helm", "HELM")):
         if chart.tool(name, var) is None:
             missing.append(f"{name} is not installed (run `make tools`)")
-    if os.environ.get("E2E_KIND") != "1":
-        missing.append("E2E_KIND=1 is not set (kind mode runs under `make test-e2e`)")
     return missing
+
+
+def kind_mode(env: Mapping[str, str]) -> kindplan.Decision:
+    """Run, skip or fail, and why. The cluster is asked about only when all else is there."""
+    requested = env.get("E2E_KIND") == "1"
+    missing = missing_prerequisites(env)
+    kind = chart.tool("kind", "KIND")
+    if requested and not missing and kind is not None:
+        name = env.get("KIND_CLUSTER", DEFAULT_CLUSTER)
+        try:
+            done = subprocess.run(
+                [kind, "get", "clusters"], capture_output=True, text=True, timeout=60, check=False
+            )
+            problem = kindplan.cluster_problem(name, done.returncode, done.stdout, done.stderr)
+        except subprocess.TimeoutExpired:
+            problem = "`kind get clusters` did not answer within 60 s"
+        if problem:
+            missing.append(problem)
+    return kindplan.decide(requested, missing)
+
+
+def prometheus_image() -> str:
+    """The one place the in-cluster Prometheus image is named: tests/e2e/prometheus.yaml."""
+    docs = [d for d in yaml.safe_load_all(PROMETHEUS_MANIFEST.read_text()) if d]
+    deployment = chart.one(docs, "Deployment", "prometheus")
+    return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
 # --- the cluster ---------------------------------------------------------------------------------
@@ -147,15 +202,43 @@ class Cluster:
 
         return client.AppsV1Api(self.api)
 
-    def load_image(self, image: str) -> None:
-        kind = _must("kind", "KIND")
-        if Path(self.engine).name == "docker":
-            self.run(kind, "load", "docker-image", image, "--name", self.name, timeout=600)
-            return
+    def run_all(self, commands: Sequence[Sequence[str]], timeout: float = 600) -> None:
+        for argv in commands:
+            self.run(*argv, timeout=timeout)
+
+    @property
+    def loader(self) -> kindplan.Loader:
         archive = self.workdir / "image.tar"
-        self.run(self.engine, "save", "-o", str(archive), image, timeout=600)
-        self.run(kind, "load", "image-archive", str(archive), "--name", self.name, timeout=600)
-        archive.unlink()
+        return kindplan.Loader(self.engine, _must("kind", "KIND"), self.name, archive)
+
+    def load_image(self, wanted: str) -> None:
+        """The image built as ``self.image``, present in the node as manifests asking for
+        ``wanted`` resolve it (kindplan.load_commands)."""
+        self.run_all(kindplan.load_commands(self.loader, self.image, wanted))
+        self.loader.archive.unlink(missing_ok=True)
+
+    def load_pinned(self, ref: str) -> None:
+        """A repository:tag@digest image pulled on the host and loaded, so that pods asking for
+        exactly ``ref`` start with no registry access (kindplan.pinned_load_commands)."""
+        nodes = self.run(self.loader.kind, "get", "nodes", "--name", self.name, timeout=60)
+        assert nodes.split(), f"kind cluster {self.name} has no nodes"
+        self.run_all(kindplan.pinned_load_commands(self.loader, ref, nodes.split()))
+        self.loader.archive.unlink(missing_ok=True)
+
+    def clean(self, check: bool = True) -> None:
+        """Remove what an earlier run, `make deploy` or `make helm-deploy` left behind."""
+        commands = kindplan.cleanup_commands(
+            _must("kubectl", "KUBECTL"),
+            _must("helm", "HELM"),
+            release=chart.RELEASE,
+            namespace=NAMESPACE,
+            overlay=KUSTOMIZE_OVERLAY,
+            manifests=[PROMETHEUS_MANIFEST],
+        )
+        for argv in commands:
+            self.run(*argv, timeout=300, check=check)
+        wait_deleted_namespace(self, NAMESPACE)
+        wait_deleted_namespace(self, MONITORING_NAMESPACE)
 
     def dump(self) -> str:
         """Pod logs, events and describe output of our namespaces, for a failure report."""
@@ -194,20 +277,22 @@ class Cluster:
         return "\n".join(out)
 
 
+def overlay_image(c: Cluster) -> str:
+    docs = [d for d in yaml.safe_load_all(c.kubectl("kustomize", str(KUSTOMIZE_OVERLAY))) if d]
+    return _image_of(docs)
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    missing = missing_prerequisites()
-    if missing:
-        pytest.skip("kind mode needs: " + "; ".join(missing))
+    verdict = kind_mode(os.environ)
+    if verdict.action == "skip":
+        pytest.skip(verdict.reason)
+    if verdict.action == "fail":
+        pytest.fail(verdict.reason, pytrace=False)
     from kubernetes import config
 
-    name = os.environ.get("KIND_CLUSTER", "connection-flask-e2e")
+    name = os.environ.get("KIND_CLUSTER", DEFAULT_CLUSTER)
     kind = _must("kind", "KIND")
-    clusters = subprocess.run(
-        [kind, "get", "clusters"], capture_output=True, text=True, timeout=60, check=False
-    ).stdout.split()
-    if name not in clusters:
-        pytest.skip(f"kind cluster {name!r} does not exist: run `make setup-test-e2e`")
     workdir = tmp_path_factory.mktemp("kind")
     kubeconfig = workdir / "kubeconfig"
     done = subprocess.run(
@@ -219,7 +304,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     )
     kubeconfig.write_text(done.stdout)
     engine = shutil.which(os.environ.get("CONTAINER_TOOL", "docker")) or "docker"
-    image = os.environ.get("IMG", "connection-flask:dev")
+    image = os.environ.get("IMG", DEFAULT_IMAGE)
     c = Cluster(
         name,
         kubeconfig,
@@ -232,7 +317,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         [engine, "image", "inspect", image], capture_output=True, timeout=60, check=False
     )
     assert inspect.returncode == 0, f"image {image} is not built: run `make image IMG={image}`"
-    c.load_image(image)
+    # The Helm install asks for IMG itself, the Kustomize overlay for the name it sets.
+    for wanted in dict.fromkeys([image, overlay_image(c)]):
+        c.load_image(wanted)
+    c.load_pinned(prometheus_image())
     with diagnostics.dump_on_failure("cluster state", c.dump):
         yield c
 
@@ -341,30 +429,24 @@ def _target_of(c: Cluster, base_url: str) -> tuple[blackbox.Target, str, str]:
 def installed(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[Install]:
     c = cluster
     path = str(request.param)
+    c.clean()
+    ensure_restricted_namespace(c, NAMESPACE)
     if path == "helm":
-        ensure_restricted_namespace(c, NAMESPACE)
         c.helm(
             "upgrade",
             "--install",
-            "connection-flask",
+            chart.RELEASE,
             str(chart.CHART),
             "--namespace",
             NAMESPACE,
-            "--set",
-            "fullnameOverride=connection-flask",
+            "--values",
+            str(KIND_HELM_VALUES),
             *_helm_image_values(c.image),
             "--wait",
             "--timeout",
             "4m",
         )
     else:
-        docs = [d for d in yaml.safe_load_all(c.kubectl("kustomize", str(KUSTOMIZE_OVERLAY))) if d]
-        overlay_image = _image_of(docs)
-        if overlay_image != c.image:
-            # The overlay names its own image; give the one we built that name too.
-            c.run(c.engine, "tag", c.image, overlay_image)
-            c.load_image(overlay_image)
-        ensure_restricted_namespace(c, NAMESPACE)
         c.kubectl("apply", "-k", str(KUSTOMIZE_OVERLAY))
     try:
         wait_available(c, NAMESPACE, SERVICE)
@@ -394,40 +476,33 @@ def installed(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[Inst
             finally:
                 forward.stop(grace=5)
     finally:
-        if path == "helm":
-            c.helm(
-                "uninstall",
-                "connection-flask",
-                "--namespace",
-                NAMESPACE,
-                "--wait",
-                "--timeout",
-                "4m",
-                check=False,
-            )
-            c.kubectl(
-                "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", check=False
-            )
-        else:
-            c.kubectl(
-                "delete",
-                "-k",
-                str(KUSTOMIZE_OVERLAY),
-                "--ignore-not-found=true",
-                "--wait=true",
-                check=False,
-            )
-    wait_deleted_namespace(c, NAMESPACE)
+        # Uninstalled, the kept `helm test` pod and the e2e pods included; the next phase (or
+        # run) cleans again before it installs, so a failure here is only reported there.
+        c.clean(check=False)
 
 
 # --- pods the tests run in the cluster -----------------------------------------------------------
 
 
-def restricted_pod(name: str, image: str, script: str, env: dict[str, str]) -> dict[str, Any]:
+# Labels of the e2e client pods; the Helm install's NetworkPolicy admits these (and a pod
+# without them is refused: test_network_policy).
+CLIENT_LABELS = {"app.kubernetes.io/component": "e2e-client"}
+STRANGER_LABELS = {"app.kubernetes.io/component": "e2e-stranger"}
+
+
+def restricted_pod(
+    name: str,
+    image: str,
+    script: str,
+    env: dict[str, str],
+    *,
+    args: Sequence[str] = (),
+    labels: Mapping[str, str] = CLIENT_LABELS,
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/component": "e2e-client"}},
+        "metadata": {"name": name, "labels": dict(labels)},
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
@@ -443,7 +518,7 @@ def restricted_pod(name: str, image: str, script: str, env: dict[str, str]) -> d
                     "name": "client",
                     "image": image,
                     "imagePullPolicy": "IfNotPresent",
-                    "command": ["python", "-c", script],
+                    "command": ["python", "-c", script, *args],
                     "env": [{"name": k, "value": v} for k, v in env.items()],
                     "resources": {
                         "requests": {"cpu": "10m", "memory": "32Mi"},
@@ -481,6 +556,17 @@ def delete_pod(c: Cluster, name: str) -> None:
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+def run_pod(c: Cluster, pod: dict[str, Any]) -> tuple[str, str]:
+    """Create the pod, wait until it ends, delete it: (phase, logs)."""
+    name = pod["metadata"]["name"]
+    c.core.create_namespaced_pod(NAMESPACE, pod)
+    try:
+        phase = wait_pod_phase(c, name, {"Succeeded", "Failed"})
+        return phase, str(c.core.read_namespaced_pod_log(name, NAMESPACE))
+    finally:
+        delete_pod(c, name)
 
 
 def in_cluster_env(install: Install) -> dict[str, str]:
@@ -521,6 +607,68 @@ def test_helm_test_hook(cluster: Cluster, installed: Install) -> None:
     )
     assert "Phase:" in out and "Succeeded" in out, out
     assert "connection-flask helm test passed" in out, out
+
+
+def _reach(text: str) -> dict[str, Any]:
+    return dict(json.loads(text.strip().splitlines()[-1]))
+
+
+def test_network_policy(cluster: Cluster, installed: Install) -> None:
+    """The install's NetworkPolicy is enforced (kind >= v0.24.0): pods it admits reach the
+    service, a pod it does not admit is refused, and the service's pod can open no connection
+    while a pod the policy does not select reaches the same address."""
+    c = cluster
+    policy = json.loads(c.kubectl("get", "networkpolicy", SERVICE, "-n", NAMESPACE, "-o", "json"))
+    template = c.apps.read_namespaced_deployment(SERVICE, NAMESPACE).spec.template
+    assert kindplan.selects(policy, template.metadata.labels), policy["spec"]
+    namespace_labels = c.core.read_namespace(NAMESPACE).metadata.labels or {}
+    peers = {"client": CLIENT_LABELS, "stranger": STRANGER_LABELS}
+    want = {
+        who: kindplan.admits_ingress(
+            policy,
+            peer_labels=labels,
+            peer_namespace_labels=namespace_labels,
+            same_namespace=True,
+            port=SERVICE_PORT,
+            port_name="http",
+        )
+        for who, labels in peers.items()
+    }
+    if installed.path == "helm":  # kind-helm-values.yaml admits the e2e clients only
+        assert want == {"client": True, "stranger": False}, want
+    got = {}
+    for who, labels in peers.items():
+        pod = restricted_pod(
+            f"e2e-reach-{who}-{installed.path}",
+            installed.image,
+            incluster.REACH,
+            {},
+            args=[f"{SERVICE}.{NAMESPACE}", str(SERVICE_PORT), "5"],
+            labels=labels,
+        )
+        phase, logs = run_pod(c, pod)
+        assert phase == "Succeeded", logs
+        result = _reach(logs)
+        # Resolved: the pod's own network works, so only the policy can have refused it.
+        assert result.get("address"), result
+        got[who] = result["reached"]
+    assert got == want, f"reached {got}; the policy admits {want}"
+
+    assert not kindplan.admits_egress(policy), policy["spec"]
+    api = c.core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
+    args = [api, "443", "5"]
+    out = c.kubectl(
+        "exec", "-n", NAMESPACE, f"deploy/{SERVICE}", "-c", chart.CONTAINER, "--",
+        "python", "-c", incluster.REACH, *args,
+    )  # fmt: skip
+    assert _reach(out)["reached"] is False, f"the service's pod opened a connection: {out}"
+    pod = restricted_pod(
+        f"e2e-reach-api-{installed.path}", installed.image, incluster.REACH, {}, args=args
+    )
+    phase, logs = run_pod(c, pod)
+    assert phase == "Succeeded" and _reach(logs)["reached"] is True, (
+        f"a pod the policy does not select cannot reach {api}:443 either: {logs}"
+    )
 
 
 @pytest.fixture

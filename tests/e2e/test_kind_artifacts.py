@@ -124,6 +124,14 @@ def test_kind_manifests_are_valid_and_restricted() -> None:
         test_kind.restricted_pod(
             "e2e-dns", "connection-flask:dev", incluster.DNS_CHECK, {"A": "1"}
         ),
+        test_kind.restricted_pod(
+            "e2e-reach",
+            "connection-flask:dev",
+            incluster.REACH,
+            {},
+            args=["connection-flask.connections", "5000", "5"],
+            labels=test_kind.STRANGER_LABELS,
+        ),
     ]
     for doc in [*manifest, *pods]:
         kubernetes_validate.validate(doc, VERSION, strict=True)
@@ -137,10 +145,13 @@ def test_kind_manifests_are_valid_and_restricted() -> None:
             assert sc["allowPrivilegeEscalation"] is False
             assert sc["capabilities"]["drop"] == ["ALL"]
             assert sc["readOnlyRootFilesystem"] is True
-    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    # Pinned by tag and digest, and never pulled in the cluster (test_kindplan.py checks the
+    # same reference is the one loaded).
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert re.fullmatch(
-        r"quay\.io/prometheus/prometheus:v\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?", image
+        r"docker\.io/prom/prometheus:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", container["image"]
     )
+    assert container["imagePullPolicy"] == "Never"
 
 
 def test_kind_node_image_is_pinned() -> None:
@@ -153,5 +164,5 @@ def test_kind_node_image_is_pinned() -> None:
 
 
 def test_in_cluster_programs_compile() -> None:
-    for name in ("DNS_CHECK", "REPUBLISHER"):
+    for name in ("DNS_CHECK", "REPUBLISHER", "REACH"):
         compile(getattr(incluster, name), name, "exec")
