@@ -5,7 +5,8 @@ few kilobytes rather than a thread. It bounds each wait for a request by the kee
 the first request included; this worker bounds the first request's headers by
 CONNECTION_FLASK_HEADER_TIMEOUT instead, so a connection that has sent nothing, or trickles its
 headers, is closed at that deadline, and an idle keep-alive connection at the keep-alive timeout.
-The request body's deadline is the application's (connection_flask.body).
+It also yields after each response, so one busy keep-alive connection cannot starve the
+others. The request body's deadline is the application's (connection_flask.body).
 """
 
 from __future__ import annotations
@@ -39,3 +40,14 @@ class GeventWorker(_GunicornGeventWorker):  # type: ignore[misc]
         seconds = self.cfg.keepalive if _SERVED.get() else self.header_timeout
         _SERVED.set(True)
         return gevent.Timeout(seconds, False)  # type: ignore[arg-type]
+
+    def handle_request(self, *args: Any) -> Any:
+        try:
+            return super().handle_request(*args)
+        finally:
+            # A keep-alive client on loopback has its next request waiting by the time the
+            # response is written, so this greenlet would read and serve it without ever
+            # yielding, and the worker's other connections would wait: with 16 wrk
+            # connections p99 was 414 ms at p50 0.3 ms. Yielding after each response gives
+            # them their turn (p99 5.6 ms).
+            gevent.sleep(0)
