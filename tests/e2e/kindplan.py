@@ -16,6 +16,7 @@ from typing import Any, Literal
 # kindnetd enforces NetworkPolicy from kind v0.24.0 on; before it the overlay's policy is ignored.
 MIN_KIND = (0, 24, 0)
 ENGINES = ("docker", "podman")
+MIN_DOCKER = (28, 0)
 
 # --- run, skip or fail ---------------------------------------------------------------------------
 
@@ -75,6 +76,20 @@ def cluster_problem(name: str, returncode: int, stdout: str, stderr: str) -> str
 def engine_problem(engine: str) -> str | None:
     if Path(engine).name not in ENGINES:
         return f"CONTAINER_TOOL={engine} is not supported: use docker or podman"
+    return None
+
+
+def docker_version_problem(server_version: str) -> str | None:
+    """Docker Engine 28.0 is the first whose `docker image save` takes --platform, which
+    loading into kind needs (load_commands)."""
+    found = re.match(r"\s*(\d+)\.(\d+)", server_version)
+    if found is None:
+        return f"cannot read Docker Engine's version from {server_version.strip()!r}"
+    if (int(found[1]), int(found[2])) < MIN_DOCKER:
+        return (
+            f"Docker Engine {server_version.strip()} is too old: kind mode needs >= "
+            f"{MIN_DOCKER[0]}.{MIN_DOCKER[1]} (`docker image save --platform`)"
+        )
     return None
 
 
@@ -143,34 +158,43 @@ def stored_name(engine: str, ref: str) -> str:
 
 @dataclass(frozen=True)
 class Loader:
-    """Where images go: the engine that holds them, the kind binary and cluster, and the
-    archive file Podman's images pass through."""
+    """Where images go: the engine that holds them, the kind binary and cluster, the archive
+    file images pass through and the platform of the kind nodes (linux/amd64, linux/arm64)."""
 
     engine: str
     kind: str
     cluster: str
     archive: Path
+    platform: str
+
+
+def node_platform(machine: str) -> str:
+    """The OCI platform of kind nodes on a host whose `uname -m` is ``machine``."""
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine.lower(), machine.lower())
+    return f"linux/{arch}"
 
 
 def load_commands(to: Loader, source: str, wanted: str) -> list[list[str]]:
     """Commands that put the image the engine knows as ``source`` into the kind node under the
-    name a manifest asking for ``wanted`` resolves to.
+    name a manifest asking for ``wanted`` resolves to, through an archive and `kind load
+    image-archive`.
 
-    Docker: tag it ``wanted`` and `kind load docker-image`. Podman would store and save a short
-    ``wanted`` as localhost/...: it is tagged and saved under its canonical name instead, then
-    `kind load image-archive` (kind's docker-image loader runs docker)."""
-    engine, kind, cluster, archive = to.engine, to.kind, to.cluster, str(to.archive)
+    Docker saves one platform only (`--platform`): with its containerd image store, an image
+    pulled for several platforms is saved as an index whose other platforms it lacks, and the
+    node's import fails (kubernetes-sigs/kind#3795; `kind load docker-image` has no way round
+    it). Podman would store and save a short ``wanted`` as localhost/...: it is tagged and saved
+    under its canonical name instead."""
+    engine, kind, archive = to.engine, to.kind, str(to.archive)
+    load = [kind, "load", "image-archive", archive, "--name", to.cluster]
     name = Path(engine).name
     if name == "docker":
         tag = [] if canonical(source) == canonical(wanted) else [[engine, "tag", source, wanted]]
-        return [*tag, [kind, "load", "docker-image", wanted, "--name", cluster]]
+        save = [engine, "image", "save", "--platform", to.platform, "-o", archive, wanted]
+        return [*tag, save, load]
     if name == "podman":
         full = canonical(wanted)
-        return [
-            [engine, "tag", source, full],
-            [engine, "save", "--format", "docker-archive", "-o", archive, full],
-            [kind, "load", "image-archive", archive, "--name", cluster],
-        ]
+        save = [engine, "save", "--format", "docker-archive", "-o", archive, full]
+        return [[engine, "tag", source, full], save, load]
     raise ValueError(engine_problem(engine))
 
 

@@ -31,6 +31,7 @@ import datetime as dt
 import functools
 import json
 import os
+import platform
 import shutil
 import subprocess
 import time
@@ -92,6 +93,15 @@ def _engine_problem(engine: str) -> str | None:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return f"no running container engine: `{engine} info` failed ({last})"
+    if Path(engine).name == "docker":
+        done = subprocess.run(
+            [path, "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return kindplan.docker_version_problem(done.stdout)
     return None
 
 
@@ -209,7 +219,10 @@ class Cluster:
     @property
     def loader(self) -> kindplan.Loader:
         archive = self.workdir / "image.tar"
-        return kindplan.Loader(self.engine, _must("kind", "KIND"), self.name, archive)
+        node_platform = kindplan.node_platform(platform.machine())
+        return kindplan.Loader(
+            self.engine, _must("kind", "KIND"), self.name, archive, node_platform
+        )
 
     def load_image(self, wanted: str) -> None:
         """The image built as ``self.image``, present in the node as manifests asking for

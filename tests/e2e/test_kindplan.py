@@ -96,10 +96,11 @@ def _fake_kind(tmp: Path, version: str, clusters: str, clusters_status: int = 0)
 
 @pytest.fixture
 def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A container engine whose `info` works; kubectl and helm are the pinned ones."""
+    """A Docker Engine 29 whose `info` works; kubectl and helm are the pinned ones."""
     engines = tmp_path / "engine"
     engines.mkdir()
-    monkeypatch.setenv("CONTAINER_TOOL", _script(engines / "docker", "exit 0\n"))
+    docker = _script(engines / "docker", 'case "$1" in version) echo 29.1.3 ;; esac\n')
+    monkeypatch.setenv("CONTAINER_TOOL", docker)
     monkeypatch.setenv("KIND_CLUSTER", "connection-flask-e2e")
     for tool in ("kubectl", "helm"):
         found = chart.tool(tool, tool.upper())
@@ -201,15 +202,13 @@ def test_podman_stores_a_short_name_under_localhost() -> None:
 
 def in_node(engine: str, commands: list[list[str]]) -> str:
     """The name the loaded image has in the node's containerd after ``commands``: the name the
-    engine stores for the reference given to `kind load docker-image` (docker) or to the `save`
-    that wrote the archive `kind load image-archive` reads (podman)."""
+    engine stores for the reference given to the `save` that wrote the archive `kind load
+    image-archive` reads."""
     saved: dict[str, str] = {}
     for argv in commands:
-        if argv[1] == "save":
+        if "save" in argv[1:3]:
+            assert argv[0] == engine
             saved[argv[argv.index("-o") + 1]] = argv[-1]
-        if argv[1:3] == ["load", "docker-image"]:
-            assert engine == "docker", "kind's docker-image loader runs docker"
-            return kindplan.canonical(kindplan.stored_name(engine, argv[3]))
         if argv[1:3] == ["load", "image-archive"]:
             return kindplan.canonical(kindplan.stored_name(engine, saved[argv[3]]))
     raise AssertionError(f"nothing is loaded by {commands}")
@@ -236,7 +235,29 @@ def overlay_render() -> list[dict[str, Any]]:
 
 
 def loader(engine: str) -> kindplan.Loader:
-    return kindplan.Loader(engine, "kind", "connection-flask-e2e", Path("/tmp/image.tar"))
+    archive = Path("/tmp/image.tar")
+    return kindplan.Loader(engine, "kind", "connection-flask-e2e", archive, "linux/arm64")
+
+
+def test_docker_saves_only_the_nodes_platform() -> None:
+    """With Docker's containerd image store a multi-platform image saved whole lacks the other
+    platforms' content and fails to import (kubernetes-sigs/kind#3795)."""
+    for source in ("connection-flask:dev", "other:1"):
+        commands = kindplan.load_commands(loader("docker"), source, "connection-flask:dev")
+        [save] = [argv for argv in commands if "save" in argv]
+        assert save[:5] == ["docker", "image", "save", "--platform", "linux/arm64"], save
+    assert kindplan.node_platform("x86_64") == "linux/amd64"
+    assert kindplan.node_platform("aarch64") == "linux/arm64"
+    assert kindplan.node_platform("arm64") == "linux/arm64"
+
+
+def test_docker_older_than_28_is_refused_with_the_reason() -> None:
+    assert kindplan.docker_version_problem("28.0.1\n") is None
+    assert kindplan.docker_version_problem("29.1.3") is None
+    old = kindplan.docker_version_problem("27.5.1")
+    assert old is not None and "27.5.1 is too old" in old and ">= 28.0" in old
+    unreadable = kindplan.docker_version_problem("")
+    assert unreadable is not None and "cannot read" in unreadable
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -250,7 +271,7 @@ def test_the_loaded_image_is_the_one_the_manifests_ask_for(engine: str, install:
     else:
         asked = wanted = _deployment_image(overlay_render())
     commands = kindplan.load_commands(loader(engine), image, wanted)
-    assert commands[0][:3] == [engine, "tag", image] or commands[0][1] == "load"
+    assert commands[0][:3] == [engine, "tag", image] or "save" in commands[0][1:3]
     assert in_node(engine, commands) == kindplan.kubelet_name(asked), commands
 
 
@@ -258,7 +279,7 @@ def test_a_plain_podman_save_would_miss() -> None:
     """The load plan's check can fail: saving the built image as it is, as kind mode did."""
     image = makefile_default("IMG")
     naive = [
-        ["podman", "save", "-o", "/tmp/image.tar", image],
+        ["podman", "save", "-o", "/tmp/image.tar", image],  # what kind mode ran
         ["kind", "load", "image-archive", "/tmp/image.tar", "--name", "c"],
     ]
     assert in_node("podman", naive) != kindplan.kubelet_name(image)
