@@ -1,4 +1,4 @@
-"""The black-box suite: the wire contract (shared/API.md) checked over HTTP against a base URL.
+"""The black-box suite: the wire contract (docs/API.md) checked over HTTP against a base URL.
 
 Both end-to-end modes run exactly these checks: local mode against Gunicorn started with the Helm
 chart's container command line (test_local.py), kind mode through a port-forward to the Service of

@@ -1,4 +1,4 @@
-"""Every DAQ endpoint through Flask's test client, as the contract (shared/API.md) states it."""
+"""Every DAQ endpoint through Flask's test client, as the contract (docs/API.md) states it."""
 
 from __future__ import annotations
 
