@@ -27,4 +27,6 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(state().metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: the constant already carries its charset, which Flask would add
+    # a second time.
+    return Response(generate_latest(state().metrics.registry), content_type=CONTENT_TYPE_LATEST)

@@ -167,3 +167,9 @@ def test_two_apps_in_one_process_do_not_collide() -> None:
     a, b = create_app().test_client(), create_app().test_client()
     a.post("/publish", json={"partition": "p", "connections": [conn("x")]})
     assert value(scrape(b), "connection_flask_connections_published_total") == 0
+
+
+def test_metrics_content_type_is_prometheus_text_with_one_charset(client: FlaskClient) -> None:
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.startswith("text/plain; version=")
+    assert content_type.count("charset") == 1, content_type
