@@ -653,9 +653,10 @@ class Bench:
         return outcome
 
     def variants_group(self, variants: list[tuple[str, dict[str, str]]]) -> None:
-        """Publish (20 connections, keep-alive) on one server per variant, interleaved with the
-        Flask ceiling as the main group is: an A/B test of a setting or of another checkout
-        (``PYTHONPATH=/path/to/checkout/service``). Prints; writes nothing."""
+        """Publish (20 connections, keep-alive) and exact and prefix lookups at N=100k on one
+        server per variant, interleaved with the Flask ceiling as the main group is: an A/B test
+        of a setting or of another checkout (``PYTHONPATH=/path/to/checkout/service``). Prints;
+        writes nothing."""
         with contextlib.ExitStack() as stack:
             ceiling_srv = stack.enter_context(
                 server("ceiling:flask_app", {}, self.logdir, "ceiling-flask")
@@ -668,6 +669,18 @@ class Bench:
                 label = f"publish 20 conns keep-alive [{name}]"
                 r = Result(label, "variant", name, APPS * CONNS_PER_APP, None, ceiling=flask)
                 scenarios.append(Scenario(srv, r, publish_lines()))
+                n = SIZES[-1]
+                looker = stack.enter_context(
+                    server(SERVICE_APP, extra, self.logdir, f"v-{name}-lookup")
+                )
+                prefill(looker, n)
+                for kind, lines, found in (
+                    ("exact", exact_lines(), 1),
+                    ("prefix", prefix_lines(), CONNS_PER_APP // DATA_TYPES),
+                ):
+                    label = f"lookup {kind} N={n} [{name}]"
+                    r = Result(label, "variant", name, n, found, ceiling=flask)
+                    scenarios.append(Scenario(looker, r, lines))
             self.interleaved(ceiling_srv, Result(flask, "ceiling", config, 0, None), scenarios)
 
     def sweep_group(self) -> None:
@@ -1378,7 +1391,8 @@ def parser(quick: bool) -> argparse.ArgumentParser:
         "--variant",
         action="append",
         metavar="NAME[:VAR=VALUE,...]",
-        help="only A/B-test publish on one server per variant (repeat), interleaved with the\n"
+        help="only A/B-test publish and exact/prefix lookups at N=100k on servers per variant\n"
+        "(repeat), interleaved with the "
         "Flask ceiling; e.g. --variant shipped --variant debug0:CONNECTION_FLASK_DEBUG=0",
     )
     ap.add_argument(
