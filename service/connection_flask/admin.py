@@ -21,7 +21,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, request
 
 from connection_flask.api import require_read, require_write
-from connection_flask.registry import CallStats, EntryView, Registry
+from connection_flask.registry import CallStats, EntryView, Store
 from connection_flask.settings import Settings
 from connection_flask.state import state
 from connection_flask.validation import Invalid
@@ -285,7 +285,7 @@ def _overview(page: _Page, sizes: list[tuple[str, int]], q: _Query) -> int:
 
 
 def _sections(
-    page: _Page, registry: Registry, names: list[str], q: _Query, page_size: int
+    page: _Page, registry: Store, names: list[str], q: _Query, page_size: int
 ) -> str | None:
     """Each partition's first page of entries, until the page is full. Returns None if every
     one fitted, else the last partition shown, whole or in part ("" if none was)."""
