@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from connection_flask.app import create_app
 from connection_flask.registry import Registry
 from connection_flask.settings import Settings
@@ -19,3 +21,13 @@ def test_the_registry_module_still_names_the_in_memory_store() -> None:
 def test_an_app_keeps_its_entries_in_memory_by_default() -> None:
     app = create_app(Settings())
     assert isinstance(app.extensions["connection_flask"].registry, MemoryStore)
+
+
+def test_recording_a_call_does_not_wait_for_a_writer() -> None:
+    store = MemoryStore(10.0, 60.0)
+    with store._lock:  # as a publish or a sweep chunk holds it
+        lookup = threading.Thread(target=store.record_call, args=("lookup", 0.25))
+        lookup.start()
+        lookup.join(timeout=5)
+        assert not lookup.is_alive()
+    assert store.stats().lookups == 1

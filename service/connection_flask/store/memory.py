@@ -6,6 +6,8 @@ Thread-safety model (CPython with the GIL):
 - lookups take no lock. They read a partition's per-data_type index, which writers never
   mutate but replace with a new one, and single ``dict.get`` calls, which are atomic. So a long
   lookup never stalls publishes, and a lookup sees each entry either before or after a write;
+- call statistics have a lock of their own (stats.CallCounter), so recording a lookup never
+  waits for a writer either.
 
 Under Gunicorn's gevent worker all requests share one thread, so nothing may run long without
 yielding. Work that grows with the store (sweeps, purge, reclaiming at a limit, the dump page's
@@ -183,6 +185,7 @@ class MemoryStore:
         # held at the fork would never be released.
         self._sweeper = None
         self._lock = threading.Lock()
+        self._calls.after_fork_in_child()
 
     def _run(self, walk: Walk, budget: float = math.inf) -> int:
         """Take ``walk`` to its end, or through ``budget`` entries, a chunk per hold of the lock,
@@ -264,10 +267,8 @@ class MemoryStore:
     # ----------------------------------------------------------------------------- stats
 
     def record_call(self, kind: str, seconds: float) -> None:
-        with self._lock:
-            self._calls.record(kind, seconds)
+        self._calls.record(kind, seconds)
 
     def stats(self, *, reset: bool = False) -> CallStats:
         """The statistics, a copy its reader may iterate while publishes go on."""
-        with self._lock:
-            return self._calls.read(reset=reset)
+        return self._calls.read(reset=reset)
