@@ -724,7 +724,7 @@ CATEGORIES = (
         "validation (JSON parse, checks, pattern compile)",
         ("connection_flask/validation.py", "connection_flask/matching.py"),
     ),
-    ("registry (lookup / publish)", ("connection_flask/registry.py",)),
+    ("registry (lookup / publish)", ("connection_flask/registry.py", "connection_flask/store/")),
     ("metrics (prometheus-client)", ("connection_flask/metrics.py", "prometheus_client/")),
     ("logging (timing line, access log)", ("logging/__init__.py", "gunicorn/glogging.py")),
     ("endpoint code (api.py, app.py hooks)", ("connection_flask/",)),

@@ -9,8 +9,8 @@ from typing import cast
 from flask import current_app
 
 from connection_flask.metrics import Metrics
-from connection_flask.registry import Registry
 from connection_flask.settings import Settings
+from connection_flask.store import Store
 
 EXTENSION = "connection_flask"
 
@@ -18,7 +18,7 @@ EXTENSION = "connection_flask"
 @dataclass
 class State:
     settings: Settings
-    registry: Registry
+    registry: Store  # where the endpoints publish and look up, whichever store that is
     metrics: Metrics
     # Set when shutdown starts: /readyz answers 503 so load balancers stop sending traffic.
     draining: threading.Event = field(default_factory=threading.Event)
