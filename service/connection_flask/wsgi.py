@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from connection_flask.app import create_app
@@ -9,24 +10,39 @@ from connection_flask.settings import MULTI_WORKER_MESSAGE
 
 
 def gunicorn_workers() -> int | None:
-    """The worker count of the Gunicorn that is loading this module, or None outside Gunicorn.
+    """The worker count of the ``gunicorn`` command that is loading this module, or None when
+    no such command runs us (tests, another server, Gunicorn embedded in a program).
 
-    The old command lines start Gunicorn without our config file, so its hooks cannot check;
-    the only reliable view of the final configuration (command line, GUNICORN_CMD_ARGS and
-    config file merged) is the worker or application object that is importing us.
+    The old command lines start Gunicorn without our config file, so its hooks cannot check.
+    Gunicorn hands its configuration to nothing it imports, so this reads it again as the
+    command did, with Gunicorn's own application class: the command line (a worker is a fork
+    of the command, with its arguments), GUNICORN_CMD_ARGS and the config file merged.
     """
-    if "gunicorn" not in sys.modules:
+    if not _run_by_gunicorn_command():
         return None
-    from gunicorn.app.base import BaseApplication
-    from gunicorn.workers.base import Worker
+    from gunicorn.app.wsgiapp import WSGIApplication
 
-    frame = sys._getframe(1)
-    while frame is not None:
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, Worker | BaseApplication):
-            return int(owner.cfg.workers)
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
+    cwd, path = os.getcwd(), list(sys.path)
+    try:
+        config = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg
+    except (Exception, SystemExit):
+        return None  # not a command line Gunicorn reads: the command that runs us is another
+    finally:
+        # Reading the configuration moves to its chdir and puts that on sys.path: undone.
+        os.chdir(cwd)
+        sys.path[:] = path
+    return int(config.workers)
+
+
+def _run_by_gunicorn_command() -> bool:
+    """Whether this process is the ``gunicorn`` console script or ``python -m gunicorn``, or a
+    worker forked from one."""
+    if "gunicorn" not in sys.modules or not sys.argv:
+        return False
+    program = os.path.normpath(sys.argv[0])
+    return os.path.basename(program) == "gunicorn" or program.endswith(
+        os.path.join("gunicorn", "__main__.py")
+    )
 
 
 class MultipleWorkersError(RuntimeError):

@@ -138,6 +138,20 @@ def test_more_than_one_worker_is_refused_with_the_reason(
     assert "keeps its registry in this process's memory" in server.output()
 
 
+def test_more_than_one_worker_from_gunicorn_cmd_args_is_refused_too(
+    start_server: Callable[..., Server],
+) -> None:
+    argv = [
+        str(BIN / "gunicorn"),
+        *OLD_FLAGS[:2],
+        "--no-control-socket",
+        "connection_flask.wsgi:app",
+    ]
+    server = start_server(argv, env={"GUNICORN_CMD_ARGS": "--workers=2"}, ready=False)
+    assert server.proc.wait(timeout=30) != 0
+    assert "with 2 Gunicorn workers" in server.output()
+
+
 def test_raw_http_request_with_connection_close_as_the_cpp_client_sends(
     start_server: Callable[..., Server],
 ) -> None:
