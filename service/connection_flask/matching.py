@@ -1,17 +1,15 @@
 """uid_regex -> Matcher: literal, literal prefix, or general pattern.
 
 Patterns come from the network, so they are run on RE2 (linear time in the uid's length, no
-catastrophic backtracking) with the contract's full-match semantics. Python's own parser is used
-only to *read* the pattern's literal head, which lets the registry answer most lookups from its
-indexes instead of testing every uid.
+catastrophic backtracking) with the contract's full-match semantics. A small scan of the pattern
+reads its literal head, which lets the registry answer most lookups from its indexes instead of
+testing every uid; whatever the scan does not understand is left to the regex.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import re._constants as sre_c  # type: ignore[import-not-found]
-import re._parser as sre_parse  # type: ignore[import-not-found]
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +24,8 @@ _RE2_OPTIONS.never_capture = True  # groups are never read back; RE2 is faster w
 # patterns are refused with a 400 ("pattern too large"). DAQ uid patterns need a few KiB.
 _RE2_OPTIONS.max_mem = 1 << 20
 
-_NO_EXTRA_FLAGS = sre_c.SRE_FLAG_UNICODE  # Python's default for str patterns
 # Python-only syntax; RE2 rejects it and the client deserves to know why.
 _UNSUPPORTED_SYNTAX = re.compile(r"\\[1-9]|\(\?<?[=!]|\(\?P=")
-_ANY_REPEAT = (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, sre_c.POSSESSIVE_REPEAT)
 
 
 class PatternError(ValueError):
@@ -54,16 +50,6 @@ class Matcher:
     min_tail: int
     regex: Any  # re2._Regexp: the library ships no type hints
 
-    def matches(self, uid: str) -> bool:
-        if self.literal is not None:
-            return uid == self.literal
-        if not uid.startswith(self.prefix):
-            return False
-        if self.any_tail:
-            plen = len(self.prefix)
-            return len(uid) - plen >= self.min_tail and "\n" not in uid[plen:]
-        return self.regex.fullmatch(uid) is not None
-
 
 @functools.lru_cache(maxsize=1024)
 def compile_matcher(pattern: str) -> Matcher:
@@ -76,12 +62,15 @@ def compile_matcher(pattern: str) -> Matcher:
     prefix, tail = _literal_head(pattern)
     if tail is None:
         return Matcher(pattern, prefix, None, False, 0, regex)
-    if tail == []:
+    if not tail:
         return Matcher(pattern, prefix, prefix, False, 0, regex)
-    min_tail = _any_char_repeat(tail)
-    if min_tail is not None:
-        return Matcher(pattern, prefix, None, True, min_tail, regex)
+    if tail in _ANY_TAIL:
+        return Matcher(pattern, prefix, None, True, _ANY_TAIL[tail], regex)
     return Matcher(pattern, prefix, None, False, 0, regex)
+
+
+# A tail of any characters but newline, and the fewest it takes.
+_ANY_TAIL = {(".", "*"): 0, (".", "*", "?"): 0, (".", "+"): 1, (".", "+", "?"): 1}
 
 
 def _explain(pattern: str, detail: str) -> str:
@@ -93,43 +82,85 @@ def _explain(pattern: str, detail: str) -> str:
     return f"uid_regex is not a valid regular expression ({detail})"
 
 
-def _literal_head(pattern: str) -> tuple[str, list[Any] | None]:
-    """Split a pattern into its literal prefix and the parsed rest.
+def _literal_head(pattern: str) -> tuple[str, tuple[str, ...] | None]:
+    """Split a pattern RE2 accepted into its literal prefix and the operators after it.
 
-    Returns (prefix, rest) where rest is [] for a pure literal, or (prefix, None) when the
-    pattern cannot be analysed (flags, or syntax only RE2 knows): then only the regex decides.
+    The operators are () for a pure literal; None when only the prefix is known (a literal
+    character follows the first operator) or nothing is (a top-level ``|``): then only the
+    regex decides.
     """
-    try:
-        parsed = sre_parse.parse(pattern)
-    except Exception:
+    atoms = _atoms(pattern)
+    if atoms is None:
         return "", None
-    if parsed.state.flags & ~_NO_EXTRA_FLAGS:
-        return "", None
-    items = list(parsed.data)
-    # In a full match, a leading ^ / \A and a trailing $ / \z always hold.
-    while items and items[0] == (sre_c.AT, sre_c.AT_BEGINNING):
-        items.pop(0)
-    while items and items[-1] == (sre_c.AT, sre_c.AT_END):
-        items.pop()
-    chars: list[str] = []
-    i = 0
-    while i < len(items) and items[i][0] is sre_c.LITERAL:
-        chars.append(chr(items[i][1]))
+    # In a full match, a leading ^ / \A and a trailing $ / \z always hold. (Flags that would
+    # change that, such as (?m), are a group: what follows them is never read as a shape.)
+    start, end = 0, len(atoms)
+    while start < end and atoms[start] in ((False, "^"), (False, "\\A")):
+        start += 1
+    while end > start and atoms[end - 1] in ((False, "$"), (False, "\\z")):
+        end -= 1
+    i = start
+    while i < end and atoms[i][0]:
         i += 1
-    rest = items[i:]
-    if any(op is sre_c.AT for op, _ in rest):
-        return "".join(chars), None
-    return "".join(chars), rest
+    if start < i < end and atoms[i][1] in ("*", "+", "?", "{"):
+        i -= 1  # the last literal is repeated: not part of every match
+    prefix = "".join(text for _, text in atoms[start:i])
+    rest = atoms[i:end]
+    if any(literal for literal, _ in rest):
+        return prefix, None
+    return prefix, tuple(text for _, text in rest)
 
 
-def _any_char_repeat(tail: list[Any]) -> int | None:
-    """If tail is exactly `.*`, `.+` (or lazy forms), the minimum repeat count; else None."""
-    if len(tail) != 1:
-        return None
-    op, arg = tail[0]
-    if op not in _ANY_REPEAT:
-        return None
-    low, high, body = arg
-    if high != sre_c.MAXREPEAT or list(body) != [(sre_c.ANY, None)] or low > 1:
-        return None
-    return int(low)
+_CONTROL = {"n": "\n", "t": "\t", "r": "\r", "f": "\f", "v": "\v", "a": "\a"}
+
+
+def _atoms(pattern: str) -> list[tuple[bool, str]] | None:
+    """The pattern as (literal, text) atoms: a literal character, or an operator (an escape
+    like ``\\d``, a class, or one of ``.^$*+?{}()|``). None for a top-level ``|`` (no prefix
+    is common to all matches) or a class the scan does not follow (``[[:alpha:]]``). Only a
+    prefix and a tail of operators are read from the result, so an escape read short (``\\x44``
+    as ``\\x`` then ``4``, ``4``) costs a shorter prefix, never a wrong one."""
+    atoms: list[tuple[bool, str]] = []
+    depth = 0
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            if escaped and not escaped.isalnum():
+                atoms.append((True, escaped))
+            elif escaped in _CONTROL:
+                atoms.append((True, _CONTROL[escaped]))
+            else:
+                atoms.append((False, pattern[i : i + 2]))
+            i += 2
+        elif c == "[":
+            end = _class_end(pattern, i)
+            if end is None:
+                return None
+            atoms.append((False, pattern[i:end]))
+            i = end
+        else:
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            elif c == "|" and depth == 0:
+                return None
+            atoms.append((c not in ".^$*+?{}()|", c))
+            i += 1
+    return atoms
+
+
+def _class_end(pattern: str, start: int) -> int | None:
+    """Just past the ``]`` closing the class that opens at ``start``."""
+    i = start + 1
+    if pattern[i : i + 1] == "^":
+        i += 1
+    if pattern[i : i + 1] == "]":
+        i += 1  # a ] first in a class is a member
+    while i < len(pattern) and pattern[i] != "]":
+        if pattern[i] == "[":
+            return None
+        i += 2 if pattern[i] == "\\" else 1
+    return i + 1 if i < len(pattern) else None

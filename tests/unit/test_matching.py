@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connection_flask.matching import PatternError, compile_matcher
 
@@ -22,11 +24,56 @@ from connection_flask.matching import PatternError, compile_matcher
         ("app[0-9]+-.*", None, "app", False),
         ("a|b", None, "", False),
         ("(?i)abc", None, "", False),
+        ("(?s)a.*", None, "", False),
+        ("app.*?", None, "app", True),
+        ("tpset_1?0", None, "tpset_", False),
+        ("app00(42|20)-conn0?7", None, "app00", False),
+        ("DRO-000|tpset_.*", None, "", False),
+        ("a[|(]b|", None, "", False),
+        ("a[|(]b", None, "a", False),
+        (r"line\nbreak", "line\nbreak", "line\nbreak", False),
+        (r"price\$", "price$", "price$", False),
+        (r"trailing\n$", "trailing\n", "trailing\n", False),
+        (r"\x44RO", None, "", False),
     ],
 )
 def test_pattern_shape(pattern: str, literal: str | None, prefix: str, any_tail: bool) -> None:
     m = compile_matcher(pattern)
     assert (m.literal, m.prefix, m.any_tail) == (literal, prefix, any_tail)
+
+
+# Pieces of patterns that a literal/prefix scan could misread.
+PIECES = ["a", "b", "-", ".", "*", "+", "?", "{2}", "|", "(", ")", "(?:", "[a|]", "[^]a]", "^", "$"]
+PIECES += [r"\A", r"\z", r"\b", r"\.", r"\$", r"\|", r"\n", r"\d", r"\x61", "(?i)", "(?s)"]
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    pattern=st.lists(st.sampled_from(PIECES), max_size=8).map("".join),
+    uids=st.lists(
+        st.one_of(
+            st.sampled_from(["", "a", "b", "ab", "aa", "a-", "a\nb", "a$", "a|b", "a.", "1", "A"]),
+            st.text(alphabet="ab-.|$\n1A", max_size=6),
+        ),
+        max_size=10,
+    ),
+)
+def test_the_shape_read_from_a_pattern_never_disagrees_with_its_regex(
+    pattern: str, uids: list[str]
+) -> None:
+    try:
+        m = compile_matcher(pattern)
+    except PatternError:
+        return
+    for uid in uids + [m.prefix + u for u in uids]:
+        matched = m.regex.fullmatch(uid) is not None
+        assert not matched or uid.startswith(m.prefix), (pattern, uid)
+        if m.literal is not None:
+            assert matched is (uid == m.literal), (pattern, uid)
+        if m.any_tail:
+            tail = uid[len(m.prefix) :]
+            expected = uid.startswith(m.prefix) and len(tail) >= m.min_tail and "\n" not in tail
+            assert matched is expected, (pattern, uid)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +91,7 @@ def test_pattern_shape(pattern: str, literal: str | None, prefix: str, any_tail:
     ],
 )
 def test_full_match(pattern: str, uid: str, expected: bool) -> None:
-    assert compile_matcher(pattern).matches(uid) is expected
+    assert (compile_matcher(pattern).regex.fullmatch(uid) is not None) is expected
     assert (re.fullmatch(pattern, uid) is not None) is expected
 
 
@@ -62,4 +109,5 @@ def test_invalid_patterns_are_refused(pattern: str) -> None:
 
 def test_syntax_only_re2_knows_still_works() -> None:
     m = compile_matcher(r"\pL+")
-    assert m.matches("abc") and not m.matches("ab1")
+    assert m.regex.fullmatch("abc")
+    assert m.regex.fullmatch("ab1") is None
