@@ -194,18 +194,10 @@ def run(
 
     cmd = [sys.executable, str(CLIENTS), "dump", "--port", str(port), "--seconds", str(seconds)]
     cmd += ["--timeout", str(dump_timeout)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
-    try:
+    with sc.child(cmd, stdin=subprocess.DEVNULL) as proc:
         time.sleep(0.2)  # the first GET / is on its way
         loaded = sc.run_clients(port, lookups, seconds, rate=rate, timeout=timeout, between=probe)
         out, _ = proc.communicate(timeout=dump_timeout + 30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    line = next((x for x in out.splitlines() if x.startswith("RESULT ")), "")
-    if not line:
-        raise RuntimeError(f"the dump client printed no result: {out[-500:]!r}")
     return AdminOutcome(
         config=config,
         entries=entries,
@@ -217,7 +209,7 @@ def run(
         timeout=timeout,
         baseline=sc.latency_summary(base),
         loaded=sc.latency_summary(loaded),
-        dump=summarise_gets(json.loads(line[7:])["gets"]),
+        dump=summarise_gets(sc.result(out, "dump")["gets"]),
         rss_mb_max=round(max(probes, default=rss), 1),
         timeline=sc.timeline(loaded),
     )

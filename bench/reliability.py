@@ -203,9 +203,8 @@ def run(
         with contextlib.suppress(OSError):  # the worker is gone: the failed requests tell
             probes.append((sc.rss_mb(worker), sc.fds(worker)))
 
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    try:
+    with sc.child(cmd, stdin=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
         line = proc.stdout.readline()
         if not line.startswith("READY "):
             raise RuntimeError(f"the pressure client did not start: {line!r}")
@@ -214,14 +213,7 @@ def run(
             port, plan(port), load.hold, rate=load.rate, timeout=load.timeout, between=probe
         )
         out, _ = proc.communicate(timeout=60)  # closing its standard input ends the hold
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    line = next((x for x in out.splitlines() if x.startswith("RESULT ")), "")
-    if not line:
-        raise RuntimeError(f"the pressure client printed no result: {out[-500:]!r}")
-    pressure = json.loads(line[7:])
+    pressure = sc.result(out, "pressure")
     summary = sc.latency_summary(samples)
     return Outcome(
         config=config,

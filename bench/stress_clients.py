@@ -34,9 +34,10 @@ import os
 import resource
 import selectors
 import socket
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -526,6 +527,26 @@ def dump_loop(port: int, seconds: float, timeout: float) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- script
+
+
+@contextlib.contextmanager
+def child(cmd: list[str], *, stdin: int) -> Iterator[subprocess.Popen[str]]:
+    """A client process, killed if it is still running when the block ends."""
+    proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def result(out: str, what: str) -> Any:
+    """The JSON a client printed on its RESULT line."""
+    line = next((x for x in out.splitlines() if x.startswith("RESULT ")), "")
+    if not line:
+        raise RuntimeError(f"the {what} client printed no result: {out[-500:]!r}")
+    return json.loads(line[7:])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
