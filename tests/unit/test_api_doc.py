@@ -50,13 +50,12 @@ def test_nothing_cites_a_contract_outside_the_repository() -> None:
         text=True,
         check=True,
     ).stdout.split()
-    me = Path(__file__).resolve().relative_to(ROOT).as_posix()
+    # Spelled in parts so that this file does not cite it either.
+    outside = "/".join(("shared", "API.md"))
     citing = [
         name
         for name in tracked
-        if name != me
-        and (ROOT / name).is_file()
-        and "shared/API.md" in (ROOT / name).read_text(errors="replace")
+        if (ROOT / name).is_file() and outside in (ROOT / name).read_text(errors="replace")
     ]
     assert citing == [], f"cite docs/API.md instead: {citing}"
     assert "[docs/API.md](docs/API.md)" in (ROOT / "README.md").read_text()
