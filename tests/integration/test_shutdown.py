@@ -75,6 +75,15 @@ class _Gunicorn:
         log = self.output()
         return [marker for marker in CRASH_MARKERS if marker in log]
 
+    def clean_exit(self, sigterm: float, timeout: float) -> float:
+        """Seconds from ``sigterm`` until the process exited, which it must do with 0 and no
+        crash in its log."""
+        self.proc.wait(timeout=timeout)
+        took = time.monotonic() - sigterm
+        assert self.proc.returncode == 0, self.output()
+        assert not self.crashes(), self.output()
+        return took
+
 
 @pytest.fixture(params=WORKER_CLASSES)
 def worker_class(request: pytest.FixtureRequest) -> str:
@@ -127,12 +136,9 @@ def test_sigterm_answers_readyz_503_and_keeps_serving_through_the_drain(
     assert server.status("/publish", PUBLISH) == 200
     assert time.monotonic() - sigterm < drain, "checks above must run inside the drain"
 
-    server.proc.wait(timeout=drain + grace + 5)
-    took = time.monotonic() - sigterm
-    assert server.proc.returncode == 0, server.output()
+    took = server.clean_exit(sigterm, timeout=drain + grace + 5)
     assert drain <= took < drain + grace, f"exit took {took:.1f}s"
     assert f"draining for {drain:.1f} s" in server.output()
-    assert not server.crashes(), server.output()
 
 
 def test_sigterm_lets_an_in_flight_request_finish_with_200(
@@ -153,11 +159,8 @@ def test_sigterm_lets_an_in_flight_request_finish_with_200(
     assert _read_status_line(slow) == b"HTTP/1.1 200 OK"
     slow.close()
 
-    server.proc.wait(timeout=drain + grace + 5)
-    took = time.monotonic() - sigterm
-    assert server.proc.returncode == 0, server.output()
+    took = server.clean_exit(sigterm, timeout=drain + grace + 5)
     assert took < drain + grace, f"exit took {took:.1f}s"
-    assert not server.crashes(), server.output()
 
 
 def test_request_stuck_past_the_grace_does_not_hold_the_process(
@@ -193,10 +196,7 @@ def test_second_sigterm_does_not_cut_the_drain_short(
     assert server.status("/readyz") == 503
     time.sleep(max(0.0, drain - 0.3 - (time.monotonic() - sigterm)))
     assert server.status("/readyz") == 503
-    server.proc.wait(timeout=drain + grace + 5)
-    assert drain <= time.monotonic() - sigterm < drain + grace
-    assert server.proc.returncode == 0, server.output()
-    assert not server.crashes(), server.output()
+    assert drain <= server.clean_exit(sigterm, timeout=drain + grace + 5) < drain + grace
 
 
 @pytest.mark.parametrize("worker_class", ["gevent"])
@@ -220,12 +220,9 @@ def test_sigterm_with_many_open_sockets_drains_and_exits_0_under_gevent(
         server.proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)
         assert server.status("/readyz") == 503
-        server.proc.wait(timeout=drain + grace + 10)
-        took = time.monotonic() - sigterm
+        took = server.clean_exit(sigterm, timeout=drain + grace + 10)
     finally:
         for s in sockets:
             s.close()
-    assert server.proc.returncode == 0, server.output()
-    assert not server.crashes(), server.output()
     assert f"draining for {drain:.1f} s" in server.output()
     assert took < drain + grace + 1.5, f"exit took {took:.1f}s"
