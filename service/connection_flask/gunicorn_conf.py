@@ -104,10 +104,16 @@ def post_worker_init(worker: Any) -> None:
         later(drain, finish, sig)
 
     later = _scheduler()
-    # Under gevent a signal handler may run inside the event loop, where anything that could
-    # block (a lock, starting a thread) raises BlockingSwitchOutError: the handler only
-    # schedules the drain, as Gunicorn's own gevent worker does for SIGQUIT.
-    signal.signal(signal.SIGTERM, lambda sig, frame: later(0, start_drain, sig))
+
+    def on_sigterm(sig: int, frame: Any) -> None:
+        # Readiness fails at once (setting an Event never blocks); the rest is scheduled:
+        # under gevent a signal handler may run inside the event loop, where anything that
+        # could block (a lock, starting a thread) raises BlockingSwitchOutError, as Gunicorn's
+        # own gevent worker avoids for SIGQUIT.
+        draining.set()
+        later(0, start_drain, sig)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     signal.siginterrupt(signal.SIGTERM, False)
 
 
