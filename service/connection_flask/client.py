@@ -237,19 +237,20 @@ class RegistryClient:
         index: int = 0,
         wait: float = 30.0,
     ) -> Iterator[Snapshot]:
-        """Each new state of a partition, from the first with an index above ``index`` (0: the
-        current state at once), by blocking queries; while the partition is not held, a
-        Snapshot with exists False. A server that restarted counts its indexes from 0 again: a
-        lower index is a new state too."""
+        """Each new state of a partition, by blocking queries: with ``index`` 0 (the default)
+        first its current state at once, then each state with a higher index than the last.
+        While the partition is not held, its state is a Snapshot with exists False. A server
+        that restarted counts its indexes from 0 again: a lower index is a new state too."""
         pauses = backoff(self.backoff)
-        seen = index
+        seen, first = index, index == 0
         while True:
             started = time.monotonic()
+            hold = None if first else wait  # index 0: the state now, whatever its index
             snap, cursor = self.page(
-                partition, uid_regex=uid_regex, data_type=data_type, index=seen, wait=wait
+                partition, uid_regex=uid_regex, data_type=data_type, index=seen, wait=hold
             )
-            if snap.index != seen:
-                seen = snap.index
+            if first or snap.index != seen:
+                seen, first = snap.index, False
                 pauses = backoff(self.backoff)
                 yield self._rest(snap, cursor, uid_regex, data_type, None) if snap.exists else snap
             elif time.monotonic() - started < wait / 2:

@@ -4,6 +4,7 @@ the Publisher (across a server restart too), and the admin API calls."""
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
 import time
@@ -19,7 +20,7 @@ from connection_flask.client import (
     RegistryClient,
     Unavailable,
 )
-from tests.integration.conftest import BIN, Server, Starter, free_port
+from tests.integration.conftest import BIN, ROOT, Server, Starter, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -241,3 +242,19 @@ def test_watch_yields_the_current_state_then_each_change(admin_api: RegistryClie
         change.join()
     assert after.index > now.index
     assert [c.uid for c in after.connections] == ["a", "b"]
+
+
+def test_watch_of_an_unknown_partition_yields_not_held_at_once(admin_api: RegistryClient) -> None:
+    started = time.monotonic()
+    state = next(admin_api.watch("no-such-partition", wait=10))
+    assert time.monotonic() - started < 5
+    assert (state.exists, state.connections) == (False, ())
+
+
+def test_readme_client_example_runs_against_a_server(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    section = (ROOT / "README.md").read_text().split("## Client and CLI")[1]
+    [example] = re.findall(r"```python\n(.*?)```", section.split("\n## ")[0], re.DOTALL)
+    exec(example.replace("http://127.0.0.1:5000", server.url), {})
+    assert capsys.readouterr().out == "[('DRO-000-tp_to_trigger', 'tcp://192.168.1.100:1234')]\n"
