@@ -3,12 +3,16 @@ the Publisher (across a server restart too), and the admin API calls."""
 
 from __future__ import annotations
 
+import ast
 import logging
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -132,6 +136,42 @@ def test_nothing_listening_is_unavailable_after_the_retries() -> None:
         # Two pauses between three attempts: the first from 25-50 ms, the second 50-100 ms.
         assert time.monotonic() - started >= 0.075
         assert raised.value.status is None
+
+
+class Busy(BaseHTTPRequestHandler):
+    """Answers 503 (a proxy whose backend is restarting) to the first ``busy`` requests."""
+
+    busy = 2
+    seen = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).seen += 1
+        status = 503 if self.seen <= self.busy else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("retries", "succeeds"), [(2, True), (1, False)])
+def test_503_is_retried_up_to_the_retries(retries: int, succeeds: bool) -> None:
+    Busy.seen = 0
+    with ThreadingHTTPServer(("127.0.0.1", 0), Busy) as busy:
+        threading.Thread(target=busy.serve_forever, daemon=True).start()
+        url = f"127.0.0.1:{busy.server_address[1]}"
+        with RegistryClient(url, "p", retries=retries, backoff=0.01) as registry:
+            if succeeds:
+                registry.publish(conns("a"))
+            else:
+                with pytest.raises(Unavailable) as raised:
+                    registry.publish(conns("a"))
+                assert raised.value.status == 503
+        busy.shutdown()
+    assert Busy.seen == retries + 1
 
 
 def test_write_token_comes_from_the_argument_or_the_environment(
@@ -258,3 +298,10 @@ def test_readme_client_example_runs_against_a_server(
     [example] = re.findall(r"```python\n(.*?)```", section.split("\n## ")[0], re.DOTALL)
     exec(example.replace("http://127.0.0.1:5000", server.url), {})
     assert capsys.readouterr().out == "[('DRO-000-tp_to_trigger', 'tcp://192.168.1.100:1234')]\n"
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    code = "import sys, connection_flask.client; print(sorted(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(ast.literal_eval(done.stdout))
+    assert not loaded & {"flask", "werkzeug", "gunicorn", "connection_flask.store"}
