@@ -42,8 +42,7 @@ lint: venv ## Run ruff and mypy.
 	$(VENV)/bin/ruff check service tests bench
 	$(VENV)/bin/ruff format --check service tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy bench/run.py bench/instructions.py bench/ceiling.py bench/lanes.py \
-	  bench/reliability.py bench/admin_load.py bench/stress_clients.py
+	$(VENV)/bin/mypy bench/*.py
 
 .PHONY: fmt
 fmt: venv ## Format the code with ruff.
