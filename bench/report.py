@@ -93,11 +93,6 @@ def verdicts(results: list[Result]) -> list[tuple[str, str, str, bool]]:
         out.append(
             ("worker RSS with 100k entries", "<= 150 MB", f"{rss.rss_mb:.0f} MB", rss.rss_mb <= 150)
         )
-    for r in results:
-        twin = by_name.get(r.versus) if r.versus else None
-        if twin is not None and r.group in ("publish", "lookup", "mixed"):
-            rps, twin_rps = [x.rps for x in r.runs], [x.rps for x in twin.runs]
-            out.append(lanes.verdict(r.name, lanes.paired_ratio(rps, twin_rps)))
     return out
 
 
@@ -221,34 +216,17 @@ def render(data: dict[str, Any]) -> str:
         and "Connection: close" not in r.name
         and len(r.runs) > data["runs"]
     ]
-    twice = [
-        r
-        for r in results
-        if r.config == "gthread 2 threads" and r.name.startswith("ceiling: trivial Flask")
-    ]
-    for ceiling in interleaved:
-        rps = [x.rps for x in ceiling.runs]
-        parts += [
-            "",
-            f"Machine steadiness: the Flask ceiling [{ceiling.config}], run {len(rps)} times "
-            f"between the main scenarios, gave {min(rps):,.0f} to {max(rps):,.0f} req/s "
-            f"({max(rps) / min(rps) - 1:.0%} apart); each main scenario run is compared with the "
-            "ceiling runs of its worker class just before and after it, so this drift is taken "
-            "out of its ratio.",
+    if interleaved:
+        spans = [
+            f"[{c.config}] {len(c.runs)} runs, {min(x.rps for x in c.runs):,.0f} to "
+            f"{max(x.rps for x in c.runs):,.0f} req/s"
+            for c in interleaved
         ]
-    if not interleaved and len(twice) >= 2:
-        first, last = twice[0].median, twice[-1].median
-        drift = last.rps / first.rps - 1
         parts += [
             "",
-            f"Machine steadiness: the 2-thread Flask ceiling, measured at the start and again "
-            f"in the sweep, gave {first.rps:,.0f} and {last.rps:,.0f} req/s ({drift:+.0%}; "
-            f"{first.cpu_ms_per_req:.3f} and {last.cpu_ms_per_req:.3f} ms CPU per request)"
-            + (
-                "."
-                if abs(drift) <= 0.10
-                else ": **the machine's speed changed during the run; its ratios are unreliable**."
-            ),
+            f"Machine steadiness: the Flask ceilings run between the main scenarios gave "
+            f"{'; '.join(spans)}. Each main scenario run is compared with the ceiling runs of its "
+            "worker class just before and after it, so this drift is taken out of its ratio.",
         ]
     main_configs = list(
         dict.fromkeys(r.config for r in results if r.group in ("publish", "lookup", "mixed"))
@@ -291,21 +269,12 @@ def render(data: dict[str, Any]) -> str:
             "",
             *lanes.table(default, rows),
         ]
-    if any(r.group.startswith("sweep") for r in results):
-        sweep = [
-            r
-            for r in results
-            if r.group.startswith("sweep")
-            or (
-                r.group == "ceiling"
-                and any(s.ceiling == r.name for s in results if s.group.startswith("sweep"))
-            )
-        ]
+    sweep = dict.fromkeys(r.config for r in results if r.group.startswith("sweep"))
+    if sweep:
         parts += [
             "",
-            f"### Worker class and threads (partition of {MIXED_N:,} entries)",
-            "",
-            table(sweep, ("ceiling", "sweep-publish", "sweep-lookup")),
+            f"The sweep group ({'; '.join(sweep)}; a partition of {MIXED_N:,} entries) is in "
+            "the results file, not shown here: the main group compares the worker classes.",
         ]
     parts += reliability.render(outcomes)
     parts += admin_load.render(admin)

@@ -338,16 +338,6 @@ def test_the_worker_class_ratio_pairs_the_runs_of_a_round() -> None:
     assert lanes.paired_ratio([1.0], [0.0]) is None
 
 
-@pytest.mark.parametrize(
-    ("ratio", "ok"), [(0.95, True), (0.90, True), (0.899, False), (1.4, True), (None, False)]
-)
-def test_the_default_must_be_within_10_percent_of_gthread(ratio: float | None, ok: bool) -> None:
-    name, wanted, _, met = lanes.verdict("publish 20 conns keep-alive", ratio)
-    assert name == f"publish 20 conns keep-alive: default vs {lanes.REFERENCE}"
-    assert wanted == f">= 0.90 of {lanes.REFERENCE}"
-    assert met is ok
-
-
 def test_a_ceiling_shown_beside_the_scenarios_is_not_judged() -> None:
     rows = [
         lanes.Row("publish 20 conns keep-alive", 3000, 2000, 1.5, "0.90", "0.80"),
