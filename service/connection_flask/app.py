@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from connection_flask import admin, api, logs, ops
 from connection_flask.metrics import Metrics
+from connection_flask.openapi import bp as openapi_bp
 from connection_flask.registry import Clock, Registry
 from connection_flask.settings import Settings
 from connection_flask.state import EXTENSION, State, state
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.monotoni
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(openapi_bp)
     app.wsgi_app = _Timed(app.wsgi_app)  # type: ignore[method-assign]
     app.after_request(_observe)
     app.register_error_handler(Invalid, _invalid)
