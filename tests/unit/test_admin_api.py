@@ -230,7 +230,5 @@ def test_requests_are_counted_under_their_own_endpoint_labels(client: FlaskClien
     client.get(f"{URL}?index=0&wait=0")
     text = client.get("/metrics").get_data(as_text=True)
     for endpoint in ("api_partitions", "api_connections", "api_watch"):
-        line = (
-            f'connection_flask_requests_total{{endpoint="{endpoint}",method="GET",status="200"}}'
-        )
+        line = f'connection_flask_requests_total{{endpoint="{endpoint}",method="GET",status="200"}}'
         assert f"{line} 1.0" in text, endpoint
