@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 
@@ -63,7 +64,7 @@ def api_partitions() -> Response:
     _no_parameters()
     rows, index = state().registry.partition_counts()
     partitions = [{"name": name, "live": live, "expired": expired} for name, live, expired in rows]
-    return _answer({"partitions": partitions, "index": index}, index)
+    return _answer(orjson.dumps({"partitions": partitions, "index": index}), 200, index)
 
 
 @bp.get("/partitions/<partition>/connections")
@@ -78,16 +79,30 @@ def api_connections(partition: str) -> Response:
             "too_long",
         )
     registry = st.registry
-    if q.index is not None:
-        request.environ[ENDPOINT_KEY] = "api_watch"
-        refused = Watches.of_app().wait(partition, q.index, q.wait)
-        if refused is not None:
-            refused.headers[INDEX_HEADER] = str(registry.index(partition))
-            return refused
+    if q.index is None:
+        index = registry.index(partition)
+        return _answer(*_render(registry, partition, index, q), index)
+    request.environ[ENDPOINT_KEY] = "api_watch"
+    watches = Watches.of_app()
+    refused = watches.wait(partition, q.index, q.wait)
     index = registry.index(partition)
+    if refused is not None:
+        refused.headers[INDEX_HEADER] = str(index)
+        return refused
+    # The watches one change wakes ask for the same answer at the same moment: one renders
+    # it, the others send it on (watches.py).
+    key = (partition, index, q.matcher.pattern, q.data_type, q.limit, q.cursor)
+    answer = watches.shared(key)
+    if answer is None:
+        answer = watches.share(key, _render(registry, partition, index, q))
+    return _answer(*answer, index)
+
+
+def _render(registry: Store, partition: str, index: int, q: _Query) -> tuple[bytes, int]:
+    """The JSON answer and its status."""
     found = _scan(registry, partition, q)
     if found is None:
-        return _answer({"error": f"partition {partition!r} not found"}, index, 404)
+        return orjson.dumps({"error": f"partition {partition!r} not found"}), 404
     rows, next_cursor = found
     connections = [
         {
@@ -101,19 +116,17 @@ def api_connections(partition: str) -> Response:
         }
         for v in rows
     ]
-    return _answer(
-        {
-            "partition": partition,
-            "index": index,
-            "connections": connections,
-            "next_cursor": next_cursor,
-        },
-        index,
-    )
+    answer = {
+        "partition": partition,
+        "index": index,
+        "connections": connections,
+        "next_cursor": next_cursor,
+    }
+    return orjson.dumps(answer), 200
 
 
-def _answer(value: object, index: int, status: int = 200) -> Response:
-    response = api.json_response(value, status)
+def _answer(body: bytes, status: int, index: int) -> Response:
+    response = Response(body, status, mimetype="application/json")
     response.headers[INDEX_HEADER] = str(index)
     return response
 

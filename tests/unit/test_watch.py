@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from connection_flask.app import create_app
 from connection_flask.settings import Settings
 from connection_flask.store import Connection, MemoryStore
-from connection_flask.watches import WATCHES, Watches
+from connection_flask.watches import SHARE_SECONDS, SHARED_ANSWERS, WATCHES, Watches
 from tests.helpers import FakeClock, conn
 
 URL = "/api/v1/partitions/p/connections"
@@ -268,3 +268,23 @@ def test_wake_waiters_alone_does_not_end_a_wait_whose_stop_does_not_hold() -> No
     start_time = time.monotonic()
     assert not s.wait_change("p", s.index("p"), 0.5)
     assert time.monotonic() - start_time >= 0.45
+
+
+# ----------------------------------------------------------------------------- shared answers
+
+
+def test_an_answer_is_shared_for_the_same_key_within_share_seconds(app: Flask) -> None:
+    w = watches(app)
+    w.share(("p", 7), (b"seven", 200))
+    assert w.shared(("p", 7)) == (b"seven", 200)
+    assert w.shared(("p", 8)) is None  # another index is another answer
+    time.sleep(SHARE_SECONDS + 0.01)
+    assert w.shared(("p", 7)) is None
+
+
+def test_shared_answers_are_bounded_dropping_the_oldest(app: Flask) -> None:
+    w = watches(app)
+    for i in range(SHARED_ANSWERS + 1):
+        w.share(("p", i), (b"", 200))
+    assert w.shared(("p", 0)) is None
+    assert w.shared(("p", SHARED_ANSWERS)) is not None
