@@ -150,19 +150,13 @@ def _no_parameters() -> None:
 
 
 def _query(settings: Settings) -> _Query:
-    args = request.args
-    unknown = sorted(set(args) - set(_PARAMETERS))
-    if unknown:
-        raise Invalid(
-            f"unknown query parameter {unknown[0]!r}: this takes {', '.join(_PARAMETERS)}"
-        )
     values: dict[str, str] = {}
-    for name in _PARAMETERS:
-        given = args.getlist(name)
+    for name, given in request.args.lists():
+        if name not in _PARAMETERS:
+            raise Invalid(f"unknown query parameter {name!r}: this takes {', '.join(_PARAMETERS)}")
         if len(given) > 1:
             raise Invalid(f"query parameter {name!r} is given {len(given)} times; give it once")
-        if given:
-            values[name] = given[0]
+        values[name] = given[0]
     for name, setting, limit in (
         ("uid_regex", "MAX_REGEX_LENGTH", settings.max_regex_length),
         ("data_type", "MAX_DATA_TYPE_LENGTH", settings.max_data_type_length),

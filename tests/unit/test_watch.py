@@ -82,14 +82,21 @@ def answered(w: Watch, timeout: float = 5.0) -> Any:
     return w.response
 
 
+def watch_across(app: Flask, client: FlaskClient, wait: str, *uids: str) -> tuple[int, Watch]:
+    """Publish "a", start a watch from that index, then publish ``uids``."""
+    publish(client, "a")
+    n = index(client)
+    w = start(app, f"index={n}&wait={wait}")
+    publish(client, *uids)
+    answered(w)
+    return n, w
+
+
 def test_a_watch_answers_the_change_with_the_new_index(
     watch_app: Flask, client: FlaskClient
 ) -> None:
-    publish(client, "a")
-    n = index(client)
-    w = start(watch_app, f"index={n}&wait=30s")
-    publish(client, "b")
-    r = answered(w)
+    n, w = watch_across(watch_app, client, "30s", "b")
+    r = w.response
     assert r.status_code == 200
     assert int(r.headers["X-Registry-Index"]) == r.json["index"] > n
     assert [e["uid"] for e in r.json["connections"]] == ["a", "b"]
@@ -99,13 +106,9 @@ def test_a_watch_answers_the_change_with_the_new_index(
 def test_an_identical_republish_does_not_wake_a_watch(
     watch_app: Flask, client: FlaskClient
 ) -> None:
-    publish(client, "a")
-    n = index(client)
-    w = start(watch_app, f"index={n}&wait=1s")
-    publish(client, "a")
-    r = answered(w)
+    n, w = watch_across(watch_app, client, "1s", "a")
     assert w.took >= 0.9
-    assert r.json["index"] == n
+    assert w.response.json["index"] == n
 
 
 def test_a_watch_answers_the_same_index_when_its_wait_elapses(
@@ -160,12 +163,17 @@ def test_the_wait_is_cut_to_the_settings_longest() -> None:
     assert time.monotonic() - start_time < 1.5
 
 
+def fill(app: Flask, client: FlaskClient) -> tuple[int, list[Watch]]:
+    """As many watches waiting as the settings allow (3), from the index after publishing "a"."""
+    publish(client, "a")
+    n = index(client)
+    return n, [start(app, f"index={n}&wait=30s", i) for i in (1, 2, 3)]
+
+
 def test_a_watch_beyond_the_most_allowed_gets_429_with_retry_after(
     watch_app: Flask, client: FlaskClient
 ) -> None:
-    publish(client, "a")
-    n = index(client)
-    waiting = [start(watch_app, f"index={n}&wait=30s", i) for i in (1, 2, 3)]
+    n, waiting = fill(watch_app, client)
     r = client.get(f"{URL}?index={n}&wait=30s")
     assert r.status_code == 429
     assert r.headers["Retry-After"] == "1"
@@ -179,9 +187,7 @@ def test_a_watch_beyond_the_most_allowed_gets_429_with_retry_after(
 def test_a_read_is_never_refused_for_the_watches_waiting(
     watch_app: Flask, client: FlaskClient
 ) -> None:
-    publish(client, "a")
-    n = index(client)
-    waiting = [start(watch_app, f"index={n}&wait=30s", i) for i in (1, 2, 3)]
+    _, waiting = fill(watch_app, client)
     assert client.get(URL).status_code == 200
     publish(client, "b")
     for w in waiting:
