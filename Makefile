@@ -42,8 +42,7 @@ lint: venv ## Run ruff and mypy.
 	$(VENV)/bin/ruff check service tests bench
 	$(VENV)/bin/ruff format --check service tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy bench/run.py bench/instructions.py bench/ceiling.py bench/lanes.py \
-	  bench/reliability.py bench/admin_load.py bench/stress_clients.py
+	$(VENV)/bin/mypy bench/*.py
 
 .PHONY: fmt
 fmt: venv ## Format the code with ruff.
@@ -156,7 +155,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 	touch $@
 
 .PHONY: bench
-bench: $(VENV)/.bench-installed ## Run every DAQ load benchmark (main under gevent and gthread, sweep, reliability, admin; needs wrk: apt-get install wrk; ~55 min) and rewrite docs/PERFORMANCE.md; BENCH_QUICK=1: ~10 min smoke test; BENCH_ONLY=reliability,admin: those groups only; both write to TMPDIR only.
+bench: $(VENV)/.bench-installed ## Run every DAQ load benchmark (main under gevent and gthread, sweep, reliability, admin, stores: memory and Redis with 1 and 2 workers; needs wrk, and redis-server for the Redis lanes: apt-get install wrk redis-server; 52 min without the stores group) and rewrite docs/PERFORMANCE.md; BENCH_QUICK=1: smoke test; BENCH_ONLY=reliability,admin: those groups only; both write to TMPDIR only.
 	@command -v $(WRK) >/dev/null 2>&1 || { echo "wrk not found: apt-get install wrk (or WRK=/path/to/wrk)" >&2; exit 1; }
 	WRK=$(WRK) BENCH_QUICK=$(BENCH_QUICK) BENCH_RUNS=$(BENCH_RUNS) BENCH_ONLY=$(BENCH_ONLY) \
 	  BENCH_HOLD=$(BENCH_HOLD) $(VPY) bench/run.py

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import stress_clients as sc
+import clients as sc
 
 BENCH = Path(__file__).resolve().parent
 CLIENTS = BENCH / "stress_clients.py"

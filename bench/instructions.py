@@ -68,7 +68,7 @@ def inner(scenario: str, requests: int) -> None:
     """Build the apps, warm every path up, then send ``requests`` requests of one scenario."""
     sys.path.insert(0, str(BENCH))
     import ceiling
-    import run as bench
+    import workloads
 
     # As under Gunicorn: the app copies the handlers of the "gunicorn.error" logger.
     handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (lives as long as we do)
@@ -81,8 +81,8 @@ def inner(scenario: str, requests: int) -> None:
     from connection_flask.app import create_app
 
     app = create_app()
-    publishes = [bench.publish_body(a).encode() for a in range(bench.APPS)]
-    lookups = [line.partition("\t")[2].encode() for line in bench.prefix_lines()]
+    publishes = [workloads.publish_body(a).encode() for a in range(workloads.APPS)]
+    lookups = [line.partition("\t")[2].encode() for line in workloads.prefix_lines()]
     targets = {
         "ceiling": (ceiling.flask_app, "/", lookups),
         "publish": (app, "/publish", publishes),

@@ -45,16 +45,6 @@ def paired_ratio(default: Sequence[float], reference: Sequence[float]) -> float 
     return statistics.median(d / r for d, r in zip(default, reference, strict=True))
 
 
-def verdict(name: str, ratio: float | None) -> tuple[str, str, str, bool]:
-    got = "no pairs" if ratio is None else f"{ratio:.3f}"
-    return (
-        f"{name}: default vs {REFERENCE}",
-        f">= {MIN_RATIO:.2f} of {REFERENCE}",
-        got,
-        ratio is not None and ratio >= MIN_RATIO,
-    )
-
-
 @dataclass
 class Row:
     """One scenario measured under both worker classes."""

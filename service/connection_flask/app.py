@@ -10,8 +10,9 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from connection_flask import admin, api, logs, ops
-from connection_flask.metrics import Metrics
+from connection_flask import admin, admin_api, api, logs, ops
+from connection_flask.metrics import ENDPOINT_KEY, Metrics
+from connection_flask.openapi import bp as openapi_bp
 from connection_flask.registry import Clock, Registry
 from connection_flask.settings import Settings
 from connection_flask.state import EXTENSION, State, state
@@ -42,7 +43,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.monotoni
     logs.configure(settings)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(admin_api.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(openapi_bp)
     app.wsgi_app = _Timed(app.wsgi_app)  # type: ignore[method-assign]
     app.after_request(_observe)
     app.register_error_handler(Invalid, _invalid)
@@ -68,7 +71,7 @@ class _Timed:
 
 def _observe(response: Response) -> Response:
     req = request._get_current_object()  # type: ignore[attr-defined]
-    endpoint = (req.endpoint or "other").rpartition(".")[2]
+    endpoint = req.environ.get(ENDPOINT_KEY) or (req.endpoint or "other").rpartition(".")[2]
     elapsed = time.perf_counter() - req.environ.get(_START, time.perf_counter())
     state().metrics.observe_request(endpoint, req.method, response.status_code, elapsed)
     return response

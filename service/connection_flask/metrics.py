@@ -30,7 +30,10 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PREFIX = "connection_flask"
 
-# Endpoint label values: the view names, plus "other" for unknown routes. Bounded by design.
+# Endpoint label values: the view names, plus "other" for unknown routes. Bounded by design. A
+# view may name its request's value in the WSGI environ under ENDPOINT_KEY instead: a watch is
+# labelled api_watch, so its wait stays out of the api_connections latency.
+ENDPOINT_KEY = "connection_flask.endpoint"
 ENDPOINTS = (
     "publish",
     "getconnection",
@@ -41,6 +44,9 @@ ENDPOINTS = (
     "reset_stats",
     "reset_service",
     "purge",
+    "api_partitions",
+    "api_connections",
+    "api_watch",
     "healthz",
     "readyz",
     "metrics",
@@ -91,6 +97,7 @@ METRIC_NAMES = frozenset(
         "entries_expired_total",
         "entries_purged_total",
         "rejected_requests_total",
+        "watches",
         "build_info",
     )
 )
@@ -161,6 +168,9 @@ class Metrics:
             "Requests refused with a 4xx before reaching the registry, by reason.",
             ["reason"],
             registry=r,
+        )
+        self.watches = Gauge(
+            f"{PREFIX}_watches", "Watches (admin API, index=N) waiting now.", registry=r
         )
         Gauge(
             f"{PREFIX}_build_info",

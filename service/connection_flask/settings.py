@@ -170,6 +170,18 @@ class Settings:
         "CONNECTION_FLASK_WORKER_TMP_DIR",
         "Gunicorn heartbeat dir; empty means /dev/shm when it exists (tmpfs), else the default.",
     )
+    watch_max_wait: float = _setting(
+        60.0,
+        "CONNECTION_FLASK_WATCH_MAX_WAIT",
+        "Longest a watch (admin API, index=N) waits for a change, seconds; a longer wait is cut "
+        "to this.",
+    )
+    max_watches: int = _setting(
+        1_000,
+        "CONNECTION_FLASK_MAX_WATCHES",
+        "Most watches waiting at once (more get 429); under gthread also at most THREADS - 1, "
+        "under sync none.",
+    )
 
     def __post_init__(self) -> None:
         if self.entry_ttl <= 0:

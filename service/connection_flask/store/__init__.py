@@ -7,7 +7,7 @@ values and the same answers, so the API and admin pages never know which one the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 from connection_flask.matching import Matcher
@@ -18,6 +18,7 @@ from connection_flask.store.values import (
     Clock,
     Connection,
     EntryView,
+    PartitionCount,
     PublishResult,
     RetractResult,
 )
@@ -58,6 +59,28 @@ class Store(Protocol):
         """Up to ``limit`` entries in uid order from a cursor, expired ones included, and
         whether more follow; None if the partition is unknown."""
 
+    def partition_counts(self) -> tuple[list[PartitionCount], int]:
+        """Every partition's live and expired entries, sorted by name, and ``index()`` read
+        with them (the admin API's partition list)."""
+
+    # Change indexes and watches (store/changes.py has the rules every store keeps). A shared
+    # store keeps the counter where every replica sees it and publishes each change, so that
+    # every replica's waits wake; changes.Notifier does the waiting once told.
+
+    def index(self, partition: str | None = None) -> int:
+        """The change index of ``partition`` (held or not), or of the whole store: it grows
+        with every change of content and never goes back."""
+
+    def wait_change(
+        self, partition: str, index: int, timeout: float, stop: Callable[[], bool] = ...
+    ) -> bool:
+        """Block until ``index(partition)`` is no longer ``index`` (True), or ``timeout``
+        seconds pass or ``stop()`` holds after a wake_waiters (False). Must not hold a thread
+        under gevent: wait on an Event made at call time (changes.py)."""
+
+    def wake_waiters(self) -> None:
+        """Wake every wait_change in this process: those whose ``stop()`` holds return."""
+
     def record_call(self, kind: str, seconds: float) -> None:
         """Count a "publish" or "lookup" call for the statistics page."""
 
@@ -81,6 +104,7 @@ __all__ = [
     "EntryView",
     "LimitExceeded",
     "MemoryStore",
+    "PartitionCount",
     "PublishResult",
     "RetractResult",
     "Store",

@@ -51,6 +51,7 @@ class Walk:
         "gone",
         "grace",
         "lists",
+        "newly_expired",
         "part",
         "pos",
         "seen_cutoff",
@@ -70,6 +71,9 @@ class Walk:
         self.gone: list[Entry] = []
         self.expired = 0
         self.seen_cutoff = -math.inf
+        # Whether the visit found an entry that expired since the last visit's seen_cutoff: a
+        # change of content (changes.py), which raises the partition's change index.
+        self.newly_expired = False
 
     def step(self, parts: Partitions, live: float, budget: int) -> tuple[int, int]:
         """Advance by up to ``budget`` entries or partitions; entries stamped after ``live`` are
@@ -96,7 +100,7 @@ class Walk:
                 self.part = None  # retracted, reset or dropped between two chunks
                 continue
             if self.lists:
-                used += self._look(part.entries, budget - used, cutoff, live)
+                used += self._look(part, budget - used, cutoff, live)
             if not self.lists:
                 removed += self._finish(parts, part, cutoff)
         return removed, used
@@ -107,10 +111,12 @@ class Walk:
         self.pos = 0
         self.gone = []
         self.expired = 0
+        self.newly_expired = False
         self.seen_cutoff = live
 
-    def _look(self, entries: dict[str, Entry], budget: int, cutoff: float, live: float) -> int:
+    def _look(self, part: Partition, budget: int, cutoff: float, live: float) -> int:
         """Look at up to ``budget`` uids of the current list; returns how many it looked at."""
+        entries, since = part.entries, part.seen_cutoff  # the last visit's cutoff
         uids = self.lists[-1]
         start = self.pos
         end = min(len(uids), start + budget)
@@ -121,6 +127,8 @@ class Walk:
                     self.gone.append(e)
                 else:
                     self.expired += 1
+                    if stamp > since:
+                        self.newly_expired = True
         if end == len(uids):
             self.lists.pop()
             self.pos = 0
@@ -136,7 +144,11 @@ class Walk:
         gone = [e for e in self.gone if entries.get(e.uid) is e and e.stamp <= cutoff]
         parts.expired_seen += self.expired - part.expired_seen
         part.expired_seen, part.seen_cutoff = self.expired, self.seen_cutoff
-        return parts.remove(part, gone) if gone else 0
+        if gone:
+            return parts.remove(part, gone)  # a change (or the partition's end) of its own
+        if self.newly_expired:
+            parts.changed(part)
+        return 0
 
 
 def reclaim_walk(

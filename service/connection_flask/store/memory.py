@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from connection_flask.matching import Matcher
+from connection_flask.store.changes import Notifier
 from connection_flask.store.entries import Entry, uid_of
 from connection_flask.store.expiry import SWEEP_CHUNK, SWEEP_PER_PASS, Sweeper, Walk, reclaim_walk
 from connection_flask.store.limits import LimitExceeded, Limits
@@ -35,9 +36,14 @@ from connection_flask.store.values import (
     Clock,
     Connection,
     EntryView,
+    PartitionCount,
     PublishResult,
     RetractResult,
 )
+
+
+def _never() -> bool:
+    return False
 
 
 class MemoryStore:
@@ -66,7 +72,7 @@ class MemoryStore:
         # Told how many entries each sweep or reclaim removed (the entries_expired counter).
         self.on_expired = on_expired
         self._lock = threading.Lock()
-        self._parts = Partitions()
+        self._parts = Partitions(Notifier())
         self._calls = CallCounter()
         self._round: Walk | None = None  # the sweeper's round in progress
         self._sweeper: Sweeper | None = None  # the running sweeper thread's, if any
@@ -115,7 +121,8 @@ class MemoryStore:
 
     def _store(self, partition: str, conns: list[Connection]) -> None:
         """Store a publish the limits allow. Called with the lock held."""
-        part = self._parts.store(partition, conns, self.clock())
+        now = self.clock()
+        part = self._parts.store(partition, conns, now, now - self.ttl)
         self._calls.note_sizes(self._parts.by_name, partition, len(part.entries))
 
     def _store_after_reclaim(
@@ -186,6 +193,7 @@ class MemoryStore:
         self._sweeper = None
         self._lock = threading.Lock()
         self._calls.after_fork_in_child()
+        self._parts.notifier = Notifier()  # nobody waits in this process yet
 
     def _run(self, walk: Walk, budget: float = math.inf) -> int:
         """Take ``walk`` to its end, or through ``budget`` entries, a chunk per hold of the lock,
@@ -263,6 +271,35 @@ class MemoryStore:
         rows = list(itertools.islice(heapq.merge(*heads, key=uid_of), limit + 1))
         now = self.clock()
         return [e.view(now, self.ttl) for e in rows[:limit]], len(rows) > limit
+
+    def partition_counts(self) -> tuple[list[PartitionCount], int]:
+        """Every partition's live and expired entries, sorted by name, and the store's change
+        index as of that moment: O(partitions)."""
+        with self._lock:
+            rows = [
+                PartitionCount(name, len(part.entries) - seen, seen)
+                for name, part in self._parts.by_name.items()
+                for seen in (min(part.expired_seen, len(part.entries)),)
+            ]
+            index = self._parts.last_index
+        rows.sort()
+        return rows, index
+
+    # ----------------------------------------------------------------------------- changes
+
+    def index(self, partition: str | None = None) -> int:
+        """The change index of ``partition``, or of the whole store (changes.py)."""
+        if partition is None:
+            return self._parts.last_index
+        return self._parts.index_of(partition)
+
+    def wait_change(
+        self, partition: str, index: int, timeout: float, stop: Callable[[], bool] = _never
+    ) -> bool:
+        return self._parts.notifier.wait(partition, self._parts.index_of, index, timeout, stop=stop)
+
+    def wake_waiters(self) -> None:
+        self._parts.notifier.wake_all()
 
     # ----------------------------------------------------------------------------- stats
 

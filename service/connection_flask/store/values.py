@@ -20,6 +20,15 @@ class Connection(NamedTuple):
     capacity: int = 0
 
 
+class PartitionCount(NamedTuple):
+    """A partition's entries: ``live`` ones and ``expired`` ones (expired as of the sweeper's
+    last visit to it, like the live-entries gauge), which lookups no longer see."""
+
+    name: str
+    live: int
+    expired: int
+
+
 @dataclass(frozen=True, slots=True)
 class PublishResult:
     stored: int
