@@ -193,9 +193,11 @@ class RegistryClient:
         ``index`` and ``wait`` the server holds the answer until the partition's index passes
         ``index`` or ``wait`` elapses. An unknown partition is a Snapshot with exists False."""
         name = partition or self._name()
-        params: dict[str, str | int] = {"uid_regex": uid_regex, "data_type": data_type}
-        for key, value in (("limit", limit), ("cursor", cursor), ("index", index)):
-            if value is not None:
+        params: dict[str, str | int] = {}
+        # An empty uid_regex or data_type means "any": the server reads a given one literally.
+        given = {"uid_regex": uid_regex, "data_type": data_type, "limit": limit, "cursor": cursor}
+        for key, value in {**given, "index": index}.items():
+            if value is not None and value != "":
                 params[key] = value
         timeout: float | httpx.Timeout = self.timeout
         if wait is not None:

@@ -50,14 +50,6 @@ def registry(server: Server, request: pytest.FixtureRequest) -> Iterator[Registr
         yield client
 
 
-@pytest.fixture
-def admin_api(registry: RegistryClient) -> RegistryClient:
-    """The registry, once its server is known to have the JSON admin API (/api/v1)."""
-    if registry.probe("/api/v1/partitions") == 404:
-        pytest.skip("this server has no admin API yet (GET /api/v1/partitions answers 404)")
-    return registry
-
-
 def test_publish_then_lookup_returns_the_matches_in_uid_order(registry: RegistryClient) -> None:
     published = conns("b-1", "a-1", "a-2")
     registry.publish(published)
@@ -248,31 +240,31 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
 # ------------------------------------------------------------------------------- admin API
 
 
-def test_partitions_counts_live_entries(admin_api: RegistryClient) -> None:
-    admin_api.publish(conns("a", "b"))
-    [mine] = [p for p in admin_api.partitions() if p.name == admin_api.partition]
+def test_partitions_counts_live_entries(registry: RegistryClient) -> None:
+    registry.publish(conns("a", "b"))
+    [mine] = [p for p in registry.partitions() if p.name == registry.partition]
     assert (mine.live, mine.expired) == (2, 0)
 
 
-def test_connections_follows_the_cursor_across_pages(admin_api: RegistryClient) -> None:
+def test_connections_follows_the_cursor_across_pages(registry: RegistryClient) -> None:
     uids = [f"u{i}" for i in range(5)]
-    admin_api.publish(conns(*uids))
-    snap = admin_api.connections(page_size=2)
+    registry.publish(conns(*uids))
+    snap = registry.connections(page_size=2)
     assert [c.uid for c in snap.connections] == uids
     assert not any(c.expired for c in snap.connections)
 
 
-def test_connections_of_an_unknown_partition_raises_not_found(admin_api: RegistryClient) -> None:
+def test_connections_of_an_unknown_partition_raises_not_found(registry: RegistryClient) -> None:
     with pytest.raises(NotFound):
-        admin_api.connections("no-such-partition")
+        registry.connections("no-such-partition")
 
 
-def test_watch_yields_the_current_state_then_each_change(admin_api: RegistryClient) -> None:
-    admin_api.publish(conns("a"))
-    states = admin_api.watch(wait=10)
+def test_watch_yields_the_current_state_then_each_change(registry: RegistryClient) -> None:
+    registry.publish(conns("a"))
+    states = registry.watch(wait=10)
     now = next(states)
     assert [c.uid for c in now.connections] == ["a"]
-    change = threading.Timer(0.3, admin_api.publish, [conns("a", "b")])
+    change = threading.Timer(0.3, registry.publish, [conns("a", "b")])
     change.start()
     try:
         started = time.monotonic()
@@ -284,9 +276,9 @@ def test_watch_yields_the_current_state_then_each_change(admin_api: RegistryClie
     assert [c.uid for c in after.connections] == ["a", "b"]
 
 
-def test_watch_of_an_unknown_partition_yields_not_held_at_once(admin_api: RegistryClient) -> None:
+def test_watch_of_an_unknown_partition_yields_not_held_at_once(registry: RegistryClient) -> None:
     started = time.monotonic()
-    state = next(admin_api.watch("no-such-partition", wait=10))
+    state = next(registry.watch("no-such-partition", wait=10))
     assert time.monotonic() - started < 5
     assert (state.exists, state.connections) == (False, ())
 
@@ -305,3 +297,18 @@ def test_the_client_imports_nothing_of_the_server() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(ast.literal_eval(done.stdout))
     assert not loaded & {"flask", "werkzeug", "gunicorn", "connection_flask.store"}
+
+
+def test_a_watch_refused_with_429_comes_back_after_retry_after(start_server: Starter) -> None:
+    server = start_server(SERVE, env={"CONNECTION_FLASK_MAX_WATCHES": "1"})
+    with RegistryClient(server.url, "p", timeout=TIMEOUT) as registry:
+        registry.publish(conns("a"))
+        now = registry.connections().index
+        holder = threading.Thread(target=registry.page, kwargs={"index": now, "wait": 0.8})
+        holder.start()
+        time.sleep(0.2)  # the one watch allowed is waiting
+        started = time.monotonic()
+        snap, _ = registry.page(index=now, wait=0.1)
+        holder.join()
+    assert snap.index == now
+    assert time.monotonic() - started >= 1.0  # the server's Retry-After: 1

@@ -229,34 +229,23 @@ def test_the_write_token_comes_from_the_environment(run: Run, start_server: Star
 # ------------------------------------------------------------------ admin API commands
 
 
-@pytest.fixture
-def admin_server(run: Run, server: Server) -> Server:
-    if run("partitions", server=server.url).returncode == 1:
-        pytest.skip("this server has no admin API yet (GET /api/v1/partitions answers 404)")
-    return server
-
-
-def test_partitions_json_has_the_live_count(run: Run, admin_server: Server, partition: str) -> None:
-    publish_one(run, admin_server, partition)
-    listed = json_of(run("partitions", "--json", server=admin_server.url))
+def test_partitions_json_has_the_live_count(run: Run, server: Server, partition: str) -> None:
+    publish_one(run, server, partition)
+    listed = json_of(run("partitions", "--json", server=server.url))
     assert {"name": partition, "live": 1, "expired": 0} in listed
 
 
-def test_dump_json_has_each_entry_with_its_age(
-    run: Run, admin_server: Server, partition: str
-) -> None:
-    publish_one(run, admin_server, partition)
-    [snap] = json_of(run("dump", partition, "--json", server=admin_server.url))
+def test_dump_json_has_each_entry_with_its_age(run: Run, server: Server, partition: str) -> None:
+    publish_one(run, server, partition)
+    [snap] = json_of(run("dump", partition, "--json", server=server.url))
     [entry] = snap["connections"]
     assert (snap["partition"], entry["uid"], entry["expired"]) == (partition, "DRO-000", False)
     assert 0 <= entry["age_seconds"] < 60
 
 
-def test_watch_prints_one_json_line_per_state(
-    run: Run, admin_server: Server, partition: str
-) -> None:
-    publish_one(run, admin_server, partition)
-    done = run("watch", partition, "--count", "1", "--json", server=admin_server.url)
+def test_watch_prints_one_json_line_per_state(run: Run, server: Server, partition: str) -> None:
+    publish_one(run, server, partition)
+    done = run("watch", partition, "--count", "1", "--json", server=server.url)
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.splitlines()
     state = json.loads(line)
