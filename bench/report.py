@@ -11,6 +11,7 @@ import admin_load
 import lanes
 import reliability
 import stores
+import watch
 from load import CONNECTIONS, THREADS, Result, Run, Skip, paired_ratio
 from server import ROOT
 from workloads import MIXED_N
@@ -176,6 +177,7 @@ def render(data: dict[str, Any]) -> str:
     results = results_of(data)
     outcomes = [reliability.from_json(o) for o in data.get("reliability", [])]
     admin = admin_load.from_json(data["admin"]) if data.get("admin") else None
+    watches = [watch.from_json(o) for o in data.get("watch", [])]
     groups = data.get("groups", ["main", "sweep"])
     m = data["machine"]
     parts = [
@@ -207,6 +209,7 @@ def render(data: dict[str, Any]) -> str:
         for name, want, got, ok in reliability.verdicts(outcomes)
         + (admin_load.verdicts(admin) if admin else [])
         + stores.verdicts(results)
+        + watch.verdicts(watches)
     ]
     main_ceilings = {r.ceiling for r in results if r.group in ("publish", "lookup", "mixed")}
     interleaved = [
@@ -279,6 +282,7 @@ def render(data: dict[str, Any]) -> str:
     parts += reliability.render(outcomes)
     parts += admin_load.render(admin)
     parts += stores.render(results, [Skip(**s) for s in data.get("skipped", [])])
+    parts += watch.render(watches)
     if data.get("plot"):
         parts += ["", f"![lookup throughput and p99 versus partition size]({data['plot']})"]
     parts += ["", END]

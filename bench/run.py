@@ -12,7 +12,8 @@ and settings (bench/ceiling.py). Where things are:
   bench/report.py      targets, verdicts, the generated section of docs/PERFORMANCE.md
   bench/figures.py     --compare and the lookup plot; bench/profiling.py: --profile
 
-Groups (--only, comma-separated; all by default): main, sweep, reliability, admin, stores
+Groups (--only, comma-separated; all by default): main, sweep, reliability, admin, stores,
+watch
 (bench/scenarios.py says what each runs).
 
 Writes docs/bench/results.json, docs/bench/lookup-vs-size.png and the generated section of
@@ -273,6 +274,7 @@ def bench_main(args: argparse.Namespace, wrk: str, groups: list[str], quick: boo
         "reliability": [asdict(o) for o in measured.reliability],
         "admin": asdict(measured.admin) if measured.admin else None,
         "skipped": [asdict(s) for s in measured.skipped],
+        "watch": [asdict(o) for o in measured.watch],
     }
     png = args.out.parent / "lookup-vs-size.png"
     if "main" in groups and plot(bench.results, png):

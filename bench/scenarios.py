@@ -12,6 +12,8 @@ measures on them. Registered in GROUPS, run in its order.
   admin        GET / at 1,000,000 entries while lookups go on (bench/admin_load.py)
   stores       the memory and Redis stores with 1 and 2 workers, in the same rounds
                (bench/stores.py)
+  watch        1,000 watches on one partition, one publish, the time until each has its
+               answer; memory store, then Redis (bench/watch.py)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import admin_load
 import lanes
 import reliability
 import stores
+import watch
 import workloads
 from load import Bench, Lane, Result, Scenario, Skip, flask_ceiling_name, scenario
 from server import SERVICE_APP, Server, prefill, server
@@ -37,6 +40,8 @@ class Knobs:
     load: reliability.Load = field(default_factory=reliability.Load)
     admin_entries: int = 1_000_000
     admin_seconds: float = 20.0
+    watchers: int = watch.WATCHERS
+    watch_rounds: int = watch.ROUNDS
 
 
 @dataclass
@@ -46,6 +51,7 @@ class Measured:
     reliability: list[reliability.Outcome] = field(default_factory=list)
     admin: admin_load.AdminOutcome | None = None
     skipped: list[Skip] = field(default_factory=list)
+    watch: list[watch.Outcome] = field(default_factory=list)
 
 
 Group = Callable[[Bench, Knobs, Measured], None]
@@ -231,16 +237,20 @@ def stores_group(bench: Bench, knobs: Knobs, out: Measured) -> None:
     out.skipped += stores.run(bench)
 
 
-# Issue 15's watch benchmark joins here as a group "watch" (1,000 concurrent watchers on one
-# partition, one publish, the time until every watcher has its answer): a function of
-# (bench, knobs, out) that keeps its figures in a field of Measured, rendered by its own module
-# the way reliability's are (report.render), and one entry below.
+def watch_group(bench: Bench, knobs: Knobs, out: Measured) -> None:
+    """Issue 15: watch latency on the memory store, then on the Redis store (a skip with the
+    reason when the server does not use it); see bench/watch.py."""
+    for store in ("memory", "redis"):
+        out.watch.append(watch.run(bench.logdir, store, knobs.watchers, knobs.watch_rounds))
+
+
 GROUPS: dict[str, Group] = {
     "main": main,
     "sweep": sweep,
     "reliability": reliability_group,
     "admin": admin,
     "stores": stores_group,
+    "watch": watch_group,
 }
 
 

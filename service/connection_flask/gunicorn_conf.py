@@ -36,6 +36,8 @@ timeout = _settings.timeout
 graceful_timeout = int(_settings.drain_seconds + _settings.graceful_timeout + 0.999)
 keepalive = _settings.keepalive
 accesslog = _settings.access_log or None
+# Without the access lines of answered watches (connection_flask.worker.Logger says why).
+logger_class = "connection_flask.worker.Logger"
 errorlog = "-"
 loglevel = "debug" if _settings.debug_level >= 2 else "info"
 # The heartbeat file is touched constantly: keep it off disk (tmpfs or a k8s emptyDir).

@@ -177,3 +177,24 @@ def test_sigterm_ends_waiting_watches_at_once_and_the_server_exits_0(
     assert {(status, i) for status, i, _, _ in answers} == {(200, n)}
     assert max(t for *_, t in answers) - sigterm < 2  # well inside the 3 s drain
     assert server.proc.wait(timeout=20) == 0
+
+
+@pytest.mark.parametrize(("debug", "watch_logged"), [("1", False), ("2", True)])
+def test_an_answered_watch_has_an_access_line_only_from_debug_2(
+    start_server: Callable[..., Server], debug: str, watch_logged: bool
+) -> None:
+    # One change answers every watch at once: their lines are a burst with nothing the
+    # metrics lack, and cost a quarter of the worker's time per woken watch.
+    server = serve(start_server, CONNECTION_FLASK_ACCESS_LOG="-", CONNECTION_FLASK_DEBUG=debug)
+    publish(server, "a")
+    n = index(server)
+    assert httpx.get(f"{server.url}{URL}?index={n}&wait=10ms", timeout=10).status_code == 200
+    invalid = httpx.get(f"{server.url}{URL}?index={n}&wait=10ms&limit=0", timeout=10)
+    assert invalid.status_code == 400  # a watch that is not answered keeps its line
+    httpx.get(f"{server.url}{URL}?limit=7", timeout=10)  # a read: logged whatever the level
+    deadline = time.monotonic() + 10
+    while "limit=7" not in server.output() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = server.output()
+    assert "limit=7" in log and "limit=0" in log
+    assert (f"index={n}&wait=10ms HTTP" in log) is watch_logged
