@@ -5,8 +5,6 @@ Knows JSON and the contract's shapes; knows nothing of Flask or of the registry'
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -14,35 +12,12 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from connection_flask.errors import Invalid
 from connection_flask.matching import Matcher, PatternError, compile_matcher
 from connection_flask.registry import Connection
 from connection_flask.settings import Settings
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-# Bounded label values for connection_flask_rejected_requests_total.
-REASONS = (
-    "invalid_json",
-    "invalid_request",
-    "invalid_regex",
-    "body_too_large",
-    "body_timeout",
-    "bad_framing",
-    "too_long",
-    "too_many_connections",
-    "registry_full",
-    "unauthorized",
-)
-
-
-class Invalid(Exception):
-    """The request cannot be served as sent. ``reason`` is one of REASONS."""
-
-    def __init__(self, message: str, reason: str = "invalid_request", status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,39 +271,3 @@ def _too_many(count: int, settings: Settings) -> Invalid:
         f"CONNECTION_FLASK_MAX_CONNECTIONS_PER_PUBLISH ({settings.max_connections_per_publish})",
         "too_many_connections",
     )
-
-
-def check_write_token(authorization: str | None, settings: Settings) -> None:
-    """Writes need 'Authorization: Bearer <token>' when CONNECTION_FLASK_WRITE_TOKEN is set."""
-    if settings.write_token and not _bearer_matches(authorization, settings.write_token):
-        raise Invalid(
-            "this endpoint needs 'Authorization: Bearer <token>' with the server's write token "
-            "(CONNECTION_FLASK_WRITE_TOKEN is set)",
-            "unauthorized",
-            401,
-        )
-
-
-def check_read_token(authorization: str | None, settings: Settings) -> None:
-    """Reads need the read or the write token when CONNECTION_FLASK_READ_TOKEN is set."""
-    if not settings.read_token:
-        return
-    # Both comparisons always run, so the time taken does not say which token was close.
-    read_ok = _bearer_matches(authorization, settings.read_token)
-    write_ok = bool(settings.write_token) and _bearer_matches(authorization, settings.write_token)
-    if not (read_ok or write_ok):
-        raise Invalid(
-            "this endpoint needs 'Authorization: Bearer <token>' with the server's read or write "
-            "token (CONNECTION_FLASK_READ_TOKEN is set)",
-            "unauthorized",
-            401,
-        )
-
-
-def _bearer_matches(authorization: str | None, expected: str) -> bool:
-    scheme, _, given = (authorization or "").strip().partition(" ")
-    # Digests of equal length, compared in constant time: neither how much of a guess was right
-    # nor the token's length shows in the time taken. The token itself is never logged.
-    given_digest = hashlib.sha256(given.strip().encode("utf-8", "surrogatepass")).digest()
-    expected_digest = hashlib.sha256(expected.encode()).digest()
-    return hmac.compare_digest(given_digest, expected_digest) and scheme.lower() == "bearer"
