@@ -11,7 +11,6 @@ import orjson
 from flask import Blueprint, Response, request
 
 from connection_flask import body as bodies
-from connection_flask import validation
 from connection_flask.state import State, state
 
 log = logging.getLogger("connection_flask")
@@ -43,7 +42,7 @@ def timing(message: str, *args: object) -> None:
 def publish() -> Response:
     st = state()
     start = time.perf_counter()
-    req = validation.publish(body(st), st.settings)
+    req, skipped = st.validator.publish(body(st))
     result = st.registry.publish(req.partition, req.connections)
     elapsed = time.perf_counter() - start
     st.registry.record_call("publish", elapsed)
@@ -60,7 +59,7 @@ def publish() -> Response:
             req.partition,
             request.remote_addr,
             ", ".join(f"{c.uid}={c.uri} [{c.data_type}]" for c in req.connections),
-            req.skipped,
+            skipped,
         )
     return Response("OK")
 
@@ -69,7 +68,7 @@ def publish() -> Response:
 def getconnection(partition: str) -> Response:
     st = state()
     start = time.perf_counter()
-    req = validation.lookup(body(st), st.settings)
+    req = st.validator.lookup(body(st))
     found = st.registry.lookup(partition, req.matcher, req.data_type)
     elapsed = time.perf_counter() - start
     st.registry.record_call("lookup", elapsed)
@@ -99,7 +98,7 @@ def json_array(items: list[bytes]) -> bytes:
 @bp.post("/retract")
 def retract() -> Response:
     st = state()
-    req = validation.retract(body(st), st.settings)
+    req = st.validator.retract(body(st))
     result = st.registry.retract(req.partition, req.uids)
     log.info("retract partition=%s uids=%d", req.partition, len(req.uids))
     if not result.partition_found:
@@ -116,7 +115,7 @@ def retract() -> Response:
 def retract_partition() -> Response:
     st = state()
     # A form field (older clients) is parsed from the body like JSON, under the same limits.
-    partition = validation.retract_partition(body(st), None, st.settings)
+    partition = st.validator.retract_partition(body(st))
     log.info("retract-partition partition=%s", partition)
     if not st.registry.retract_partition(partition):
         return json_response({"error": f"partition {partition!r} not found"}, 404)

@@ -16,6 +16,7 @@ from connection_flask.metrics import Metrics
 from connection_flask.registry import Clock, Registry
 from connection_flask.settings import Settings
 from connection_flask.state import EXTENSION, State, state
+from connection_flask.validation import Validator
 
 log = logging.getLogger("connection_flask")
 
@@ -38,7 +39,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.monotoni
         # The metrics are built from the registry below: the hook looks them up when it fires.
         on_expired=lambda n: app.extensions[EXTENSION].metrics.expired.inc(n),  # noqa: PLW0108
     )
-    app.extensions[EXTENSION] = State(settings, registry, Metrics(registry.counts))
+    app.extensions[EXTENSION] = State(
+        settings, registry, Metrics(registry.counts), Validator(settings)
+    )
     logs.configure(settings)
     auth.install(app, settings)
     app.register_blueprint(api.bp)
