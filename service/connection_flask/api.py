@@ -1,4 +1,5 @@
-"""The DAQ endpoints: parse with validation, act on the registry, answer as the contract says."""
+"""The DAQ endpoints: parse with validation, act on the registry, answer as the contract says.
+Who may call them is auth.py's to decide; refusals are errors.py's types, answered by app.py."""
 
 from __future__ import annotations
 
@@ -10,10 +11,7 @@ import orjson
 from flask import Blueprint, Response, request
 
 from connection_flask import body as bodies
-from connection_flask import validation
-from connection_flask.registry import LimitExceeded
 from connection_flask.state import State, state
-from connection_flask.validation import Invalid
 
 log = logging.getLogger("connection_flask")
 bp = Blueprint("api", __name__)
@@ -32,38 +30,16 @@ def body(st: State) -> bytes:
     return data
 
 
-def timing(message: str, *args: object) -> None:
-    """``log.info`` for the line CONNECTION_FLASK_DEBUG=1 writes on every publish and lookup,
-    without logging's walk up the call stack to find the caller's file and line: that walk was
-    a quarter of the line's cost (20k of 79k instructions), and the caller is always this file."""
-    if log.isEnabledFor(logging.INFO):
-        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, message, args, None))
-
-
-def require_write(st: State) -> None:
-    if st.settings.write_token:  # skips parsing the headers when tokens are off (the default)
-        validation.check_write_token(request.headers.get("Authorization"), st.settings)
-
-
-def require_read(st: State) -> None:
-    if st.settings.read_token:
-        validation.check_read_token(request.headers.get("Authorization"), st.settings)
-
-
 @bp.post("/publish")
 def publish() -> Response:
     st = state()
-    require_write(st)
     start = time.perf_counter()
-    req = validation.publish(body(st), st.settings)
-    try:
-        result = st.registry.publish(req.partition, req.connections)
-    except LimitExceeded as exc:
-        raise Invalid(str(exc), "registry_full", 429) from None
+    req, skipped = st.validator.publish(body(st))
+    result = st.registry.publish(req.partition, req.connections)
     elapsed = time.perf_counter() - start
     st.registry.record_call("publish", elapsed)
     st.metrics.published.inc(result.stored)
-    timing(
+    log.info(
         "publish partition=%s connections=%d took %.0f us",
         req.partition,
         result.stored,
@@ -75,7 +51,7 @@ def publish() -> Response:
             req.partition,
             request.remote_addr,
             ", ".join(f"{c.uid}={c.uri} [{c.data_type}]" for c in req.connections),
-            req.skipped,
+            skipped,
         )
     return Response("OK")
 
@@ -83,14 +59,13 @@ def publish() -> Response:
 @bp.route("/getconnection/<partition>", methods=["GET", "POST"])
 def getconnection(partition: str) -> Response:
     st = state()
-    require_read(st)
     start = time.perf_counter()
-    req = validation.lookup(body(st), st.settings)
+    req = st.validator.lookup(body(st))
     found = st.registry.lookup(partition, req.matcher, req.data_type)
     elapsed = time.perf_counter() - start
     st.registry.record_call("lookup", elapsed)
     st.metrics.observe_lookup(None if found is None else len(found))
-    timing(
+    log.info(
         "lookup partition=%s uid_regex=%s found=%s took %.0f us",
         partition,
         req.matcher.pattern,
@@ -115,8 +90,7 @@ def json_array(items: list[bytes]) -> bytes:
 @bp.post("/retract")
 def retract() -> Response:
     st = state()
-    require_write(st)
-    req = validation.retract(body(st), st.settings)
+    req = st.validator.retract(body(st))
     result = st.registry.retract(req.partition, req.uids)
     log.info("retract partition=%s uids=%d", req.partition, len(req.uids))
     if not result.partition_found:
@@ -132,9 +106,8 @@ def retract() -> Response:
 @bp.post("/retract-partition")
 def retract_partition() -> Response:
     st = state()
-    require_write(st)
     # A form field (older clients) is parsed from the body like JSON, under the same limits.
-    partition = validation.retract_partition(body(st), None, st.settings)
+    partition = st.validator.retract_partition(body(st))
     log.info("retract-partition partition=%s", partition)
     if not st.registry.retract_partition(partition):
         return json_response({"error": f"partition {partition!r} not found"}, 404)

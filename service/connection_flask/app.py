@@ -10,13 +10,14 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from connection_flask import admin, admin_api, api, logs, ops
+from connection_flask import admin, admin_api, api, auth, logs, ops
+from connection_flask.errors import STORE_ERRORS, Rejected
 from connection_flask.metrics import ENDPOINT_KEY, Metrics
 from connection_flask.openapi import bp as openapi_bp
 from connection_flask.registry import Clock, Registry
 from connection_flask.settings import Settings
 from connection_flask.state import EXTENSION, State, state
-from connection_flask.validation import Invalid
+from connection_flask.validation import Validator
 
 log = logging.getLogger("connection_flask")
 
@@ -39,8 +40,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.monotoni
         # The metrics are built from the registry below: the hook looks them up when it fires.
         on_expired=lambda n: app.extensions[EXTENSION].metrics.expired.inc(n),  # noqa: PLW0108
     )
-    app.extensions[EXTENSION] = State(settings, registry, Metrics(registry.counts))
+    app.extensions[EXTENSION] = State(
+        settings, registry, Metrics(registry.counts), Validator(settings)
+    )
     logs.configure(settings)
+    auth.install(app, settings)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_api.bp)
@@ -48,7 +52,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.monotoni
     app.register_blueprint(openapi_bp)
     app.wsgi_app = _Timed(app.wsgi_app)  # type: ignore[method-assign]
     app.after_request(_observe)
-    app.register_error_handler(Invalid, _invalid)
+    app.register_error_handler(Rejected, _rejected)
+    for error, (status, reason) in STORE_ERRORS.items():
+        app.register_error_handler(error, _store_error(status, reason))
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app
@@ -81,13 +87,23 @@ def error_response(message: str, status: int) -> Response:
     return api.json_response({"error": message}, status)
 
 
-def _invalid(exc: Invalid) -> Response:
-    state().metrics.rejected.labels(exc.reason).inc()
-    log.info("rejected %s %s: %s", request.method, request.path, exc.message)
-    response = error_response(exc.message, exc.status)
-    if exc.status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="connection-flask"'
+def _rejected(exc: Rejected) -> Response:
+    response = _refuse(exc.message, exc.status, exc.reason)
+    response.headers.update(exc.headers)
     return response
+
+
+def _store_error(status: int, reason: str) -> Callable[[Exception], Response]:
+    def handler(exc: Exception) -> Response:
+        return _refuse(str(exc), status, reason)
+
+    return handler
+
+
+def _refuse(message: str, status: int, reason: str) -> Response:
+    state().metrics.rejected.labels(reason).inc()
+    log.info("rejected %s %s: %s", request.method, request.path, message)
+    return error_response(message, status)
 
 
 def _http_error(exc: HTTPException) -> Response:

@@ -1,10 +1,12 @@
 """Request bodies: read whole, within CONNECTION_FLASK_MAX_BODY_BYTES and
 CONNECTION_FLASK_BODY_TIMEOUT, with every framing error a 4xx.
 
-Reads the server's input stream directly rather than through Werkzeug's stream wrappers, which
-cost a tenth of a publish, and because three things need the stream itself: a deadline on the
-whole read, a chunk size judged before the chunk is awaited, and errors of a broken chunked
-encoding, which Gunicorn raises from ``read()`` and which must become 400s, not 500s.
+Why not Werkzeug's ``request.get_data()`` with ``MAX_CONTENT_LENGTH``: that gives the 413 for a
+declared length and a limit on chunked input, but not three things this needs the server's
+stream for: a deadline on the whole read (408; Werkzeug has none), a chunk judged by its size
+line before Gunicorn waits for all of it (a client announcing 2^68 bytes would otherwise get its
+413 only at the deadline), and a 400 for a broken chunked encoding, which Gunicorn raises from
+``read()`` and Werkzeug passes on as a 500. Its stream wrappers also cost a tenth of a publish.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from connection_flask.validation import Invalid
+from connection_flask.errors import BodyTimeout, BodyTooLarge, Invalid
 
 try:
     from gunicorn.http.body import ChunkedReader
@@ -23,13 +25,9 @@ except ImportError:  # served by another WSGI server: nothing of Gunicorn's to b
     ChunkedReader = None
 
 
-class BodyTimeout(Exception):
-    """The client did not send its whole body within the body deadline."""
-
-
 def read(environ: dict[str, Any], limit: int, deadline: float) -> bytes:
-    """The whole body, or Invalid: 413 past ``limit`` bytes, 408 past ``deadline`` seconds,
-    400 for a body whose framing is broken or that ends early."""
+    """The whole body; BodyTooLarge past ``limit`` bytes, BodyTimeout past ``deadline``
+    seconds, Invalid for a body whose framing is broken or that ends early."""
     length = _content_length(environ)
     chunked = length is None and bool(environ.get("wsgi.input_terminated"))
     if length is None and not chunked:
@@ -49,11 +47,9 @@ def read(environ: dict[str, Any], limit: int, deadline: float) -> bytes:
             data = bytes(stream.read(limit + 1 if length is None else length))
     except ChunkTooLarge:
         raise too_large(limit) from None
-    except (BodyTimeout, TimeoutError):
-        raise Invalid(
-            f"request body not received within CONNECTION_FLASK_BODY_TIMEOUT ({deadline:g} s)",
-            "body_timeout",
-            408,
+    except (_Late, TimeoutError):
+        raise BodyTimeout(
+            f"request body not received within CONNECTION_FLASK_BODY_TIMEOUT ({deadline:g} s)"
         ) from None
     except Exception as exc:
         # Whatever the server raises while decoding the body (a chunk size that is not hex, a
@@ -72,12 +68,8 @@ def read(environ: dict[str, Any], limit: int, deadline: float) -> bytes:
     return data
 
 
-def too_large(limit: int) -> Invalid:
-    return Invalid(
-        f"request body larger than CONNECTION_FLASK_MAX_BODY_BYTES ({limit} bytes)",
-        "body_too_large",
-        413,
-    )
+def too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"request body larger than CONNECTION_FLASK_MAX_BODY_BYTES ({limit} bytes)")
 
 
 # A client still sending a body we refused gets a connection reset instead of our 413 unless the
@@ -123,6 +115,10 @@ class ChunkTooLarge(Exception):
     """A chunk's declared size is past the body limit."""
 
 
+class _Late(Exception):
+    """Raised by gevent's timeout: the deadline passed while the body was being read."""
+
+
 if ChunkedReader is not None:
 
     class _BoundedChunkedReader(ChunkedReader):  # type: ignore[misc]
@@ -158,7 +154,7 @@ def _deadline(environ: dict[str, Any], seconds: float) -> Iterator[None]:
     gevent = sys.modules.get("gevent")
     monkey = sys.modules.get("gevent.monkey")
     if gevent is not None and monkey is not None and monkey.is_module_patched("socket"):
-        with gevent.Timeout(seconds, BodyTimeout):
+        with gevent.Timeout(seconds, _Late):
             yield
         return
     sock = environ.get("gunicorn.socket")

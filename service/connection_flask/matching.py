@@ -102,8 +102,13 @@ def _literal_head(pattern: str) -> tuple[str, tuple[str, ...] | None]:
     i = start
     while i < end and atoms[i][0]:
         i += 1
-    if start < i < end and atoms[i][1] in ("*", "+", "?", "{"):
-        i -= 1  # the last literal is repeated: not part of every match
+    if start < i < end and (
+        atoms[i][1] in ("*", "+", "?", "{") or atoms[i : i + 2] == [(False, "("), (False, "?")]
+    ):
+        # The last literal is repeated: not part of every match. After a (?...) group it may
+        # be too: RE2 reads a flag group such as (?i) as nothing, so in a(?i)* the * repeats
+        # the a. Dropping it costs a shorter prefix, never a wrong one.
+        i -= 1
     prefix = "".join(text for _, text in atoms[start:i])
     rest = atoms[i:end]
     if any(literal for literal, _ in rest):

@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from connection_flask import __version__
-from connection_flask.validation import REASONS
+from connection_flask.errors import REASONS
 
 # The _created series double the scrape size and no dashboard or alert here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]

@@ -11,6 +11,7 @@ from flask import current_app
 from connection_flask.metrics import Metrics
 from connection_flask.settings import Settings
 from connection_flask.store import Store
+from connection_flask.validation import Validator
 
 EXTENSION = "connection_flask"
 
@@ -20,6 +21,7 @@ class State:
     settings: Settings
     registry: Store  # where the endpoints publish and look up, whichever store that is
     metrics: Metrics
+    validator: Validator  # the wire types with this app's limits
     # Set when shutdown starts: /readyz answers 503 so load balancers stop sending traffic.
     draining: threading.Event = field(default_factory=threading.Event)
 

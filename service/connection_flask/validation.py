@@ -1,55 +1,84 @@
-"""Request bodies -> typed values, or an Invalid error carrying a clear 4xx message.
+"""Request bodies -> typed values, or Invalid (400) with a clear message.
 
-Knows JSON and the contract's shapes; knows nothing of Flask or of the registry's internals.
+The wire types are declared once, below, as msgspec Structs; a Validator gives them the length
+limits of one Settings (once per app) and decodes each body straight from its bytes. A publish's
+connections decode into the store's own Connection (a subclass carrying the limits), so they go
+into the store as they are.
+
+A body the decoder refuses takes a second way, which only words the refusal: parsed by orjson
+(whose verdict on malformed JSON, and its message, the service has always given), keys put in the
+declared order, and converted into the same types by ``msgspec.convert``, whose error is then
+said in the service's words (``_translate``). In that order, the first error msgspec meets is the
+first the contract's checks meet: partition, connections, then each connection's uid, uri,
+data_type, connection_type, capacity. The same way serves the contract's one quirk, a connection
+without uid or uri, which is skipped and the rest stored.
+
+Keys the contract does not name are refused by the decoder (``forbid_unknown_fields``) and
+dropped by the second way: msgspec skips such values without checking them, so ``1e999`` or
+invalid UTF-8 there would pass the decoder although orjson refuses them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import threading
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Generic, TypeVar, cast
 from urllib.parse import parse_qs
 
+import msgspec
 import orjson
+from msgspec import Meta, Struct
 
+from connection_flask.errors import Invalid
 from connection_flask.matching import Matcher, PatternError, compile_matcher
-from connection_flask.registry import Connection
 from connection_flask.settings import Settings
+from connection_flask.store import Connection
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-# Bounded label values for connection_flask_rejected_requests_total.
-REASONS = (
-    "invalid_json",
-    "invalid_request",
-    "invalid_regex",
-    "body_too_large",
-    "body_timeout",
-    "bad_framing",
-    "too_long",
-    "too_many_connections",
-    "registry_full",
-    "unauthorized",
-)
+# ----------------------------------------------------------------------------- the wire types
 
 
-class Invalid(Exception):
-    """The request cannot be served as sent. ``reason`` is one of REASONS."""
-
-    def __init__(self, message: str, reason: str = "invalid_request", status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
-        self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class Publish:
+class PublishBody(Struct):
     partition: str
-    connections: tuple[Connection, ...]
-    skipped: int
+    connections: list[Connection]
+
+
+class LookupBody(Struct):
+    uid_regex: str
+    data_type: str
+
+
+class RetractItem(Struct):
+    connection_id: str
+    data_type: str | None = None
+
+
+class RetractBody(Struct):
+    partition: str
+    connections: list[RetractItem]
+
+
+class PartitionBody(Struct):
+    partition: str
+
+
+INT64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+# Lookups name the partition in the path, /getconnection/<partition>, where a '/' would split it:
+# a partition that could be published but never looked up.
+NO_SLASH = "^[^/]*$"
+S = TypeVar("S", bound=Struct)
+
+
+def _limited(base: type[S], **types: Any) -> type[S]:
+    """``base`` with the named fields' types replaced (by the same type with its limits),
+    refusing keys it does not declare."""
+    fields = [
+        (f.name, types.get(f.name, f.type))
+        if f.required
+        else (f.name, types.get(f.name, f.type), f.default)
+        for f in msgspec.structs.fields(base)
+    ]
+    made = msgspec.defstruct(base.__name__, fields, bases=(base,), forbid_unknown_fields=True)
+    return cast(type[S], made)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +93,135 @@ class Retract:
     uids: list[str]
 
 
+class Validator:
+    """The wire types with the limits of one Settings, and a decoder for each."""
+
+    def __init__(self, settings: Settings) -> None:
+        s = settings
+
+        def text(limit: int) -> Any:
+            return Annotated[str, Meta(max_length=limit)]
+
+        def listed(item: type[Struct]) -> Any:
+            return Annotated[list[item], Meta(max_length=s.max_connections_per_publish)]  # type: ignore[valid-type]
+
+        partition = Annotated[
+            str, Meta(min_length=1, max_length=s.max_partition_length, pattern=NO_SLASH)
+        ]
+        connection = _limited(
+            Connection,
+            uid=text(s.max_uid_length),
+            uri=text(s.max_uri_length),
+            data_type=text(s.max_data_type_length),
+            connection_type=INT64,
+            capacity=INT64,
+        )
+        item = _limited(RetractItem, connection_id=text(s.max_uid_length))
+        publish = _limited(PublishBody, partition=partition, connections=listed(connection))
+        self._publish = _Wire(publish, connection)
+        self._retract = _Wire(
+            _limited(RetractBody, partition=partition, connections=listed(item)), item
+        )
+        self._lookup = _Wire(_limited(LookupBody))
+        self.max_regex_length = s.max_regex_length
+        self._partition = _Wire(_limited(PartitionBody, partition=partition))
+
+    def publish(self, body: bytes) -> tuple[PublishBody, int]:
+        """The publish, and how many connections it skipped for want of uid or uri."""
+        try:
+            return self._publish.decoder.decode(body), 0
+        except _REFUSED:
+            doc = json_object(body)
+        conns = doc.get("connections")
+        if type(conns) is not list:
+            return self._publish.convert(doc), 0
+        # Each connection to skip goes through as a placeholder that passes, so that the count
+        # limit still counts it, and is dropped after.
+        skip = {
+            i for i, c in enumerate(conns) if type(c) is dict and not ("uid" in c and "uri" in c)
+        }
+        doc["connections"] = [_PLACEHOLDER if i in skip else c for i, c in enumerate(conns)]
+        result = self._publish.convert(doc)
+        result.connections = [c for i, c in enumerate(result.connections) if i not in skip]
+        return result, len(skip)
+
+    def lookup(self, body: bytes) -> Lookup:
+        req = self._lookup.decode(body)
+        # Checked here, not declared: the contract checks the pattern's length after both keys.
+        if len(req.uid_regex) > self.max_regex_length:
+            raise Invalid(
+                f"uid_regex is {len(req.uid_regex)} characters, longer than "
+                f"CONNECTION_FLASK_MAX_REGEX_LENGTH ({self.max_regex_length})",
+                "too_long",
+            )
+        try:
+            matcher = compile_matcher(req.uid_regex)
+        except PatternError as exc:
+            raise Invalid(str(exc), "invalid_regex") from None
+        return Lookup(matcher, req.data_type)
+
+    def retract(self, body: bytes) -> Retract:
+        req = self._retract.decode(body)
+        return Retract(req.partition, [c.connection_id for c in req.connections])
+
+    def retract_partition(self, body: bytes) -> str:
+        """The partition named by a form field (older clients) or a JSON body (newer ones)."""
+        if body[:1] not in (b"{", b" ", b"\n", b"\r", b"\t"):
+            fields = parse_qs(body.decode("utf-8", "replace"))
+            if "partition" in fields:
+                return self._partition.convert({"partition": fields["partition"][0]}).partition
+        if not body.strip():
+            raise Invalid("no partition named: send form field 'partition' or {\"partition\": ...}")
+        return self._partition.decode(body).partition
+
+
+_REFUSED = (msgspec.DecodeError, RecursionError)  # ValidationError is a DecodeError
+_PLACEHOLDER = {"uid": "", "uri": "", "data_type": "", "connection_type": 0}
+
+
+class _Wire(Generic[S]):
+    """One request type: its decoder, and the second way for the bodies the decoder refuses."""
+
+    def __init__(self, kind: type[S], item: type[Struct] | None = None) -> None:
+        self.kind = kind
+        self.decoder = msgspec.json.Decoder(kind)
+        self.fields = _Fields(kind)
+        self.item = None if item is None else _Fields(item)  # of the "connections" array
+
+    def decode(self, body: bytes) -> S:
+        try:
+            return self.decoder.decode(body)
+        except _REFUSED:
+            return self.convert(json_object(body))
+
+    def convert(self, doc: dict[str, Any]) -> S:
+        doc = self.fields.ordered(doc)
+        items = doc.get("connections")
+        if self.item is not None and type(items) is list:
+            doc["connections"] = [self.item.ordered(c) if type(c) is dict else c for c in items]
+        try:
+            return msgspec.convert(doc, self.kind)
+        except msgspec.ValidationError as exc:
+            raise _translate(str(exc), doc) from None
+
+
+class _Fields:
+    def __init__(self, kind: type[Struct]) -> None:
+        self.names = kind.__struct_fields__
+        self.required = {f.name for f in msgspec.structs.fields(kind) if f.required}
+
+    def ordered(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """``doc``'s declared keys in declared order, up to the first required one missing:
+        msgspec reports a missing key only after checking the keys present."""
+        out = {}
+        for name in self.names:
+            if name in doc:
+                out[name] = doc[name]
+            elif name in self.required:
+                break
+        return out
+
+
 def json_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise Invalid("request body is empty; expected a JSON object")
@@ -72,263 +230,76 @@ def json_object(body: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise Invalid(f"request body is not valid JSON: {exc}", "invalid_json") from None
     if not isinstance(value, dict):
-        raise Invalid(f"request body must be a JSON object, not {_kind(value)}")
+        raise Invalid(f"request body must be a JSON object, not {_KIND[_json_kind(value)]}")
     return value
 
 
-# Publishes already validated, by request body. A DAQ application republishes the same
-# connections every 1-2 s as its keep-alive, so nearly every publish body is one seen seconds
-# ago, and parsing and checking the same bytes under the same settings gives the same answer.
-# Bounded by the bytes of the bodies kept (the parsed values cost about as much again); the
-# oldest is dropped first. Only bodies that validated are kept: errors are always worked out.
-PUBLISH_CACHE_BYTES = 4 * 1024 * 1024
-PUBLISH_CACHE_MAX_BODY = 64 * 1024
+# ----------------------------------------------------------------------------- error messages
+
+_ERROR = re.compile(r"(?P<problem>.*?)(?: - at `\$(?P<path>.*)`)?", re.S)
+_STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
+_KIND = {
+    "object": "an object",
+    "array": "an array",
+    "str": "a string",
+    "bool": "a boolean",
+    "int": "a number",
+    "float": "a number",
+    "null": "null",
+}
+_MUST_BE = {"str": "a string", "array": "an array", "int": "an integer", "object": "an object"}
+_LENGTH_SETTING = {
+    "partition": "MAX_PARTITION_LENGTH",
+    "uid": "MAX_UID_LENGTH",
+    "connection_id": "MAX_UID_LENGTH",
+    "uri": "MAX_URI_LENGTH",
+    "data_type": "MAX_DATA_TYPE_LENGTH",
+}
 
 
-class _PublishCache:
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.held = 0  # bytes of the bodies kept
-        self._items: dict[bytes, tuple[Settings, Publish]] = {}
-        self._lock = threading.Lock()  # for writes; a read is one atomic dict.get
-
-    def get(self, body: bytes, settings: Settings) -> Publish | None:
-        hit = self._items.get(body)
-        # Settings are compared by identity: an app's Settings object is made once, and two
-        # apps in one process (tests) never see each other's limits.
-        return hit[1] if hit is not None and hit[0] is settings else None
-
-    def put(self, body: bytes, settings: Settings, value: Publish) -> None:
-        if len(body) > PUBLISH_CACHE_MAX_BODY:
-            return
-        with self._lock:
-            old = self._items.pop(body, None)
-            if old is not None:
-                self.held -= len(body)
-            while self._items and self.held + len(body) > self.capacity:
-                oldest = next(iter(self._items))
-                del self._items[oldest]
-                self.held -= len(oldest)
-            self._items[body] = (settings, value)
-            self.held += len(body)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-publish_cache = _PublishCache(PUBLISH_CACHE_BYTES)
-
-
-def publish(body: bytes, settings: Settings) -> Publish:
-    cached = publish_cache.get(body, settings)
-    if cached is not None:
-        return cached
-    result = _publish(body, settings)
-    publish_cache.put(body, settings, result)
-    return result
-
-
-def _publish(body: bytes, settings: Settings) -> Publish:
-    doc = json_object(body)
-    partition = _partition(doc, settings)
-    conns = _required(doc, "connections", list, "an array")
-    if len(conns) > settings.max_connections_per_publish:
-        raise _too_many(len(conns), settings)
-    out: list[Connection] = []
-    max_uid, max_uri = settings.max_uid_length, settings.max_uri_length
-    max_data_type = settings.max_data_type_length
-    for i, c in enumerate(conns):
-        # Fast path for the well-formed connection every DAQ client sends (orjson yields exact
-        # str/int/dict types; bool is not int here). Anything else takes the checks below, which
-        # decide skip or error and word the message exactly as before.
-        if type(c) is dict:
-            uid, uri, data_type = c.get("uid"), c.get("uri"), c.get("data_type")
-            connection_type, capacity = c.get("connection_type"), c.get("capacity", 0)
-            if (
-                type(uid) is str
-                and type(uri) is str
-                and type(data_type) is str
-                and type(connection_type) is int
-                and type(capacity) is int
-                and len(uid) <= max_uid
-                and len(uri) <= max_uri
-                and len(data_type) <= max_data_type
-                and INT64_MIN <= connection_type <= INT64_MAX
-                and INT64_MIN <= capacity <= INT64_MAX
-            ):
-                out.append(Connection(uid, uri, data_type, connection_type, capacity))
-                continue
-        where = f"connections[{i}]"
-        if not isinstance(c, dict):
-            raise Invalid(f"{where} must be an object, not {_kind(c)}")
-        if "uid" not in c or "uri" not in c:
-            continue  # the contract: such connections are skipped, the rest stored
-        out.append(
-            Connection(
-                uid=_text(c, "uid", settings.max_uid_length, "MAX_UID_LENGTH", where),
-                uri=_text(c, "uri", settings.max_uri_length, "MAX_URI_LENGTH", where),
-                data_type=_text(
-                    c, "data_type", settings.max_data_type_length, "MAX_DATA_TYPE_LENGTH", where
-                ),
-                connection_type=_int(c, "connection_type", where, required=True),
-                capacity=_int(c, "capacity", where, required=False),
-            )
+def _translate(error: str, doc: dict[str, Any]) -> Invalid:
+    """msgspec's error (``Expected `str` of length <= 5 - at `$.connections[3].uid```) in the
+    words the service has always used, reading what it needs of the value from ``doc``."""
+    m = _ERROR.fullmatch(error)
+    assert m is not None  # the pattern matches any text
+    problem, path = m["problem"], m["path"] or ""
+    label = path.lstrip(".")
+    steps = _STEP.findall(path)
+    value: Any = doc
+    for key, index in steps:
+        value = value[key] if key else value[int(index)]
+    field = steps[-1][0] if steps else ""
+    if got := re.fullmatch(r"Object missing required field `(\w+)`", problem):
+        return Invalid(f"missing required key '{label + '.' if label else ''}{got[1]}'")
+    if got := re.fullmatch(r"Expected `(.+)`, got `(\w+)`", problem):
+        expected, kind = got[1], _KIND.get(got[2], got[2])
+        if expected in ("object", "str | null"):  # the wording of the connection checks
+            return Invalid(f"{label} must be {_MUST_BE.get(expected, 'a string')}, not {kind}")
+        return Invalid(f"'{label}' must be {_MUST_BE.get(expected, expected)}, not {kind}")
+    if got := re.fullmatch(r"Expected `array` of length <= (\d+)", problem):
+        return Invalid(
+            f"{len(value)} connections in one request, more than "
+            f"CONNECTION_FLASK_MAX_CONNECTIONS_PER_PUBLISH ({got[1]})",
+            "too_many_connections",
         )
-    return Publish(partition, tuple(out), len(conns) - len(out))
-
-
-def lookup(body: bytes, settings: Settings) -> Lookup:
-    doc = json_object(body)
-    pattern = _required(doc, "uid_regex", str, "a string")
-    data_type = _required(doc, "data_type", str, "a string")
-    if len(pattern) > settings.max_regex_length:
-        raise Invalid(
-            f"uid_regex is {len(pattern)} characters, longer than "
-            f"CONNECTION_FLASK_MAX_REGEX_LENGTH ({settings.max_regex_length})",
+    if got := re.fullmatch(r"Expected `str` of length <= (\d+)", problem):
+        return Invalid(
+            f"'{label}' is {len(value)} characters, longer than "
+            f"CONNECTION_FLASK_{_LENGTH_SETTING[field]} ({got[1]})",
             "too_long",
         )
-    try:
-        matcher = compile_matcher(pattern)
-    except PatternError as exc:
-        raise Invalid(str(exc), "invalid_regex") from None
-    return Lookup(matcher, data_type)
-
-
-def retract(body: bytes, settings: Settings) -> Retract:
-    doc = json_object(body)
-    partition = _partition(doc, settings)
-    conns = _required(doc, "connections", list, "an array")
-    if len(conns) > settings.max_connections_per_publish:
-        raise _too_many(len(conns), settings)
-    uids = []
-    for i, c in enumerate(conns):
-        where = f"connections[{i}]"
-        if not isinstance(c, dict):
-            raise Invalid(f"{where} must be an object, not {_kind(c)}")
-        uid = _required(c, "connection_id", str, "a string", where)
-        _check_length(f"{where}.connection_id", uid, settings.max_uid_length, "MAX_UID_LENGTH")
-        uids.append(uid)
-        if c.get("data_type") is not None and not isinstance(c["data_type"], str):
-            raise Invalid(f"{where}.data_type must be a string, not {_kind(c['data_type'])}")
-    return Retract(partition, uids)
-
-
-def retract_partition(body: bytes, form: dict[str, str] | None, settings: Settings) -> str:
-    """The partition named by a form field (older clients) or a JSON body (newer ones)."""
-    if form is not None and "partition" in form:
-        return _partition(form, settings)
-    if body[:1] not in (b"{", b" ", b"\n", b"\r", b"\t"):
-        fields = parse_qs(body.decode("utf-8", "replace"))
-        if "partition" in fields:
-            return _partition({"partition": fields["partition"][0]}, settings)
-    if not body.strip():
-        raise Invalid("no partition named: send form field 'partition' or {\"partition\": ...}")
-    return _partition(json_object(body), settings)
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _kind(value: Any) -> str:
-    return {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)
-
-
-def _required(doc: dict[str, Any], key: str, kind: type, name: str, where: str = "") -> Any:
-    label = f"{where}.{key}" if where else key
-    if key not in doc:
-        raise Invalid(f"missing required key '{label}'")
-    value = doc[key]
-    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
-        raise Invalid(f"'{label}' must be {name}, not {_kind(value)}")
-    return value
-
-
-def _partition(doc: dict[str, Any], settings: Settings) -> str:
-    value = _required(doc, "partition", str, "a string")
-    if not value:
-        raise Invalid("'partition' must not be empty")
-    _check_length("partition", value, settings.max_partition_length, "MAX_PARTITION_LENGTH")
-    if "/" in value:
-        # Lookups name the partition in the path, /getconnection/<partition>, where a '/'
-        # would split it: a partition that could be published but never looked up.
-        raise Invalid(
-            f"'partition' must not contain '/' (it could not be looked up at "
+    if problem.startswith("Expected `str` of length >="):
+        return Invalid(f"'{label}' must not be empty")
+    if problem.startswith("Expected `str` matching regex"):
+        return Invalid(
+            f"'{label}' must not contain '/' (it could not be looked up at "
             f"/getconnection/<partition>): {value!r}"
         )
-    return str(value)
+    if problem.startswith("Expected `int` "):
+        return Invalid(f"'{label}' is out of the 64-bit integer range")
+    return Invalid(f"{problem} at '{label}'" if label else problem)
 
 
-def _text(doc: dict[str, Any], key: str, limit: int, setting: str, where: str) -> str:
-    value = _required(doc, key, str, "a string", where)
-    _check_length(f"{where}.{key}", value, limit, setting)
-    return str(value)
-
-
-def _check_length(label: str, value: str, limit: int, setting: str) -> None:
-    if len(value) > limit:
-        raise Invalid(
-            f"'{label}' is {len(value)} characters, "
-            f"longer than CONNECTION_FLASK_{setting} ({limit})",
-            "too_long",
-        )
-
-
-def _int(doc: dict[str, Any], key: str, where: str, *, required: bool) -> int:
-    if key not in doc and not required:
-        return 0
-    value = _required(doc, key, int, "an integer", where)
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise Invalid(f"'{where}.{key}' is out of the 64-bit integer range")
-    return int(value)
-
-
-def _too_many(count: int, settings: Settings) -> Invalid:
-    return Invalid(
-        f"{count} connections in one request, more than "
-        f"CONNECTION_FLASK_MAX_CONNECTIONS_PER_PUBLISH ({settings.max_connections_per_publish})",
-        "too_many_connections",
-    )
-
-
-def check_write_token(authorization: str | None, settings: Settings) -> None:
-    """Writes need 'Authorization: Bearer <token>' when CONNECTION_FLASK_WRITE_TOKEN is set."""
-    if settings.write_token and not _bearer_matches(authorization, settings.write_token):
-        raise Invalid(
-            "this endpoint needs 'Authorization: Bearer <token>' with the server's write token "
-            "(CONNECTION_FLASK_WRITE_TOKEN is set)",
-            "unauthorized",
-            401,
-        )
-
-
-def check_read_token(authorization: str | None, settings: Settings) -> None:
-    """Reads need the read or the write token when CONNECTION_FLASK_READ_TOKEN is set."""
-    if not settings.read_token:
-        return
-    # Both comparisons always run, so the time taken does not say which token was close.
-    read_ok = _bearer_matches(authorization, settings.read_token)
-    write_ok = bool(settings.write_token) and _bearer_matches(authorization, settings.write_token)
-    if not (read_ok or write_ok):
-        raise Invalid(
-            "this endpoint needs 'Authorization: Bearer <token>' with the server's read or write "
-            "token (CONNECTION_FLASK_READ_TOKEN is set)",
-            "unauthorized",
-            401,
-        )
-
-
-def _bearer_matches(authorization: str | None, expected: str) -> bool:
-    scheme, _, given = (authorization or "").strip().partition(" ")
-    # Digests of equal length, compared in constant time: neither how much of a guess was right
-    # nor the token's length shows in the time taken. The token itself is never logged.
-    given_digest = hashlib.sha256(given.strip().encode("utf-8", "surrogatepass")).digest()
-    expected_digest = hashlib.sha256(expected.encode()).digest()
-    return hmac.compare_digest(given_digest, expected_digest) and scheme.lower() == "bearer"
+def _json_kind(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "str", bool: "bool", int: "int", float: "float"}
+    return names.get(type(value), "null")

@@ -12,7 +12,7 @@ from gunicorn.config import Config
 from gunicorn.http.parser import RequestParser
 
 from connection_flask import body
-from connection_flask.validation import Invalid
+from connection_flask.errors import Invalid, Rejected
 
 
 def environ(data: bytes, length: int | None) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def chunked(payload: bytes) -> bytes:
 
 
 def status_of(env: dict[str, Any], limit: int = 100, deadline: float = 5.0) -> int:
-    with pytest.raises(Invalid) as info:
+    with pytest.raises(Rejected) as info:
         body.read(env, limit, deadline)
     return info.value.status
 
@@ -101,7 +101,7 @@ def test_stalled_body_is_408_after_the_deadline_under_threads() -> None:
         client.sendall(b"abc")  # 3 of the 10 announced bytes, then nothing
         with server.makefile("rb") as stream:
             env = {"wsgi.input": stream, "CONTENT_LENGTH": "10", "gunicorn.socket": server}
-            with pytest.raises(Invalid) as info:
+            with pytest.raises(Rejected) as info:
                 body.read(env, 100, 0.2)
         assert (info.value.status, info.value.reason) == (408, "body_timeout")
         assert server.gettimeout() is None  # the socket is left as it was found

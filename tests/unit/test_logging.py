@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
-import time
-import weakref
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Iterator
 
 import pytest
 
@@ -51,130 +50,47 @@ def test_level_3_adds_the_request_json(caplog: pytest.LogCaptureFixture) -> None
     assert "POST /publish body=b'{" in text and '"partition": "p"' in text
 
 
-# Under Gunicorn the service's lines are written to its error log in batches (logs.py).
+# Under Gunicorn the service's lines go through the handlers of its error log (logs.py).
 
 GUNICORN_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
 
 
-class CountingStream(io.StringIO):
-    """A log stream that remembers how many writes made its text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes = 0
-
-    def write(self, text: str) -> int:
-        self.writes += 1
-        return super().write(text)
-
-
 @pytest.fixture
-def target() -> logging.StreamHandler[CountingStream]:
-    handler = logging.StreamHandler(CountingStream())
+def gunicorn_error_log() -> Iterator[logging.StreamHandler[io.StringIO]]:
+    """A handler on "gunicorn.error" as Gunicorn sets one up; the service logger restored after."""
+    handler = logging.StreamHandler(io.StringIO())
     handler.setFormatter(logging.Formatter(GUNICORN_FORMAT, "[%Y-%m-%d %H:%M:%S %z]"))
-    return handler
-
-
-@pytest.fixture
-def batching(
-    target: logging.StreamHandler[CountingStream],
-) -> Iterator[Callable[[float], logging.Logger]]:
-    """``batching(interval)``: a logger writing into ``target`` through a BatchingHandler."""
-    made: list[tuple[logging.Logger, logs.BatchingHandler]] = []
-
-    def make(interval: float) -> logging.Logger:
-        logger = logging.getLogger(f"test_logging.batched{len(made)}")
-        handler = logs.BatchingHandler(target, interval=interval)
-        logger.handlers, logger.propagate, logger.level = [handler], False, logging.DEBUG
-        made.append((logger, handler))
-        return logger
-
-    yield make
-    for logger, handler in made:
-        handler.close()
-        logger.handlers = []
-
-
-@pytest.fixture
-def batched(batching: Callable[[float], logging.Logger]) -> logging.Logger:
-    """A batching logger that waits 30 s to gather lines."""
-    return batching(30)
-
-
-def written(target: logging.StreamHandler[CountingStream], within: float = 0.0) -> str:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and not target.stream.getvalue():
-        time.sleep(0.01)
-    return target.stream.getvalue()
-
-
-def test_batched_lines_are_those_the_target_would_write_in_one_write(
-    batched: logging.Logger, target: logging.StreamHandler[CountingStream]
-) -> None:
-    records = [
-        batched.makeRecord(batched.name, logging.INFO, "f", 1, "line %d", (i,), None)
-        for i in range(50)
-    ]
-    for record in records:
-        batched.handle(record)
-    assert written(target) == ""
-    batched.handlers[0].flush()
-    assert written(target) == "".join(target.format(r) + "\n" for r in records)
-    assert target.stream.writes == 1
-
-
-def test_info_lines_reach_the_stream_within_the_interval(
-    batching: Callable[[float], logging.Logger], target: logging.StreamHandler[CountingStream]
-) -> None:
-    logger = batching(1.0)
-    logger.info("first")
-    logger.info("second")
-    assert written(target) == ""
-    text = written(target, within=5)
-    assert "[INFO] first\n" in text
-    assert text.index("first") < text.index("second")
-
-
-def test_a_warning_is_written_at_once_after_the_lines_before_it(
-    batched: logging.Logger, target: logging.StreamHandler[CountingStream]
-) -> None:
-    batched.info("before")
-    batched.warning("trouble")
-    text = written(target, within=5)  # the handler would otherwise wait 30 s
-    assert text.index("[INFO] before") < text.index("[WARNING] trouble")
-
-
-def test_logging_shutdown_at_exit_writes_what_is_pending(
-    batched: logging.Logger, target: logging.StreamHandler[CountingStream]
-) -> None:
-    batched.info("last words")
-    logging.shutdown([weakref.ref(batched.handlers[0])])
-    assert "[INFO] last words\n" in written(target)
+    gunicorn_log, service_log = logging.getLogger("gunicorn.error"), logs.log
+    saved = service_log.handlers, service_log.propagate, service_log.level
+    gunicorn_log.addHandler(handler)
+    yield handler
+    gunicorn_log.removeHandler(handler)
+    service_log.handlers, service_log.propagate, service_log.level = saved
 
 
 def test_under_gunicorn_the_service_logs_through_its_error_log_handlers(
-    target: logging.StreamHandler[CountingStream],
+    gunicorn_error_log: logging.StreamHandler[io.StringIO],
 ) -> None:
-    gunicorn_log, service_log = logging.getLogger("gunicorn.error"), logs.log
-    saved = service_log.handlers, service_log.propagate, service_log.level
-    gunicorn_log.addHandler(target)
-    try:
-        logs.configure(Settings(debug_level=1))
-        (handler,) = service_log.handlers
-        assert isinstance(handler, logs.BatchingHandler) and handler.target is target
-        assert not service_log.propagate and service_log.level == logging.INFO
-    finally:
-        gunicorn_log.removeHandler(target)
-        for handler in service_log.handlers:
-            handler.close()
-        service_log.handlers, service_log.propagate, service_log.level = saved
+    logs.configure(Settings(debug_level=1))
+    assert logs.log.handlers == [gunicorn_error_log]
+    assert not logs.log.propagate and logs.log.level == logging.INFO
 
 
-def test_the_targets_filters_still_decide_what_is_written(
-    batched: logging.Logger, target: logging.StreamHandler[CountingStream]
+def test_a_request_line_is_in_the_error_log_as_soon_as_it_is_logged(
+    gunicorn_error_log: logging.StreamHandler[io.StringIO],
 ) -> None:
-    target.addFilter(lambda record: "secret" not in record.getMessage())
-    batched.info("kept")
-    batched.info("a secret")
-    batched.handlers[0].flush()
-    assert "kept" in written(target) and "secret" not in written(target)
+    client = create_app(Settings(debug_level=1)).test_client()
+    client.post("/publish", json=BODY)
+    text = gunicorn_error_log.stream.getvalue()
+    assert re.search(
+        r"^\[.*\] \[\d+\] \[INFO\] publish partition=p connections=1 took \d+ us$", text, re.M
+    )
+
+
+def test_an_app_built_twice_writes_each_line_once(
+    gunicorn_error_log: logging.StreamHandler[io.StringIO],
+) -> None:
+    create_app(Settings(debug_level=1))
+    client = create_app(Settings(debug_level=1)).test_client()
+    client.post("/publish", json=BODY)
+    assert gunicorn_error_log.stream.getvalue().count("publish partition=p") == 1

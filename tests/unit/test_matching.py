@@ -111,3 +111,10 @@ def test_syntax_only_re2_knows_still_works() -> None:
     m = compile_matcher(r"\pL+")
     assert m.regex.fullmatch("abc")
     assert m.regex.fullmatch("ab1") is None
+
+
+def test_a_literal_before_a_flag_group_and_a_quantifier_is_not_a_prefix() -> None:
+    # RE2 reads (?i) as nothing, so the * repeats the a: '' matches, and must not be missed.
+    m = compile_matcher("a(?i)*")
+    assert m.regex.fullmatch("") is not None
+    assert "".startswith(m.prefix)
