@@ -37,11 +37,7 @@ class Limits:
         part = parts.by_name.get(partition)
         if part is None:
             if self.partitions and len(parts.by_name) >= self.partitions:
-                return LimitExceeded(
-                    MAX_PARTITIONS,
-                    f"the registry already holds {len(parts.by_name)} partitions "
-                    f"({MAX_PARTITIONS}={self.partitions})",
-                )
+                return self.exceeded(MAX_PARTITIONS, len(parts.by_name))
             entries = _NO_ENTRIES
         else:
             entries = part.entries
@@ -53,18 +49,24 @@ class Limits:
             return None
         fresh = len({c.uid for c in conns if c.uid not in entries})
         if self.entries_per_partition and len(entries) + fresh > self.entries_per_partition:
-            return LimitExceeded(
-                MAX_ENTRIES_PER_PARTITION,
-                f"partition would hold {len(entries) + fresh} entries "
-                f"({MAX_ENTRIES_PER_PARTITION}={self.entries_per_partition})",
-            )
+            return self.exceeded(MAX_ENTRIES_PER_PARTITION, len(entries) + fresh)
         if self.entries and parts.entries + fresh > self.entries:
-            return LimitExceeded(
-                MAX_ENTRIES,
-                f"the registry would hold {parts.entries + fresh} entries "
-                f"({MAX_ENTRIES}={self.entries})",
-            )
+            return self.exceeded(MAX_ENTRIES, parts.entries + fresh)
         return None
+
+    def exceeded(self, setting: str, count: int) -> LimitExceeded:
+        """The refusal of a publish after which the store would hold ``count`` partitions
+        (MAX_PARTITIONS: already holds) or entries; every store words it the same."""
+        if setting == MAX_PARTITIONS:
+            return LimitExceeded(
+                setting,
+                f"the registry already holds {count} partitions ({setting}={self.partitions})",
+            )
+        if setting == MAX_ENTRIES_PER_PARTITION:
+            limit, whose = self.entries_per_partition, "partition"
+        else:
+            limit, whose = self.entries, "the registry"
+        return LimitExceeded(setting, f"{whose} would hold {count} entries ({setting}={limit})")
 
 
 # Read by refusal for a partition not created yet; never written.

@@ -234,6 +234,9 @@ class MemoryStore:
     def has_partition(self, partition: str) -> bool:
         return partition in self._parts.by_name
 
+    def ping(self) -> None:
+        """Always ready: the entries are in this process."""
+
     def counts(self) -> tuple[int, int, int]:
         """(partitions, stored entries, live entries) for the gauges, in O(1). Live entries are
         stored entries less those the sweeper found expired (within the grace) on its last visit

@@ -1,0 +1,8 @@
+"""The fault every store may raise, whatever holds its entries."""
+
+from __future__ import annotations
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached or did not answer in time (a Redis server down, restarting
+    or too slow): the request is answered 503, and the next one tries again."""
