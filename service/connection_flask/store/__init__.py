@@ -1,8 +1,9 @@
 """Where published connections are kept: the interface every store offers, and its values.
 
 ``MemoryStore`` keeps them in this process (memory.py, built from entries, index, partition,
-limits, expiry and stats); another store (a shared one, say) implements ``Store`` with the same
-values and the same answers, so the API and admin pages never know which one they talk to.
+limits, expiry and stats); ``RedisStore`` (redis_store.py) keeps them in a Redis that workers and
+replicas share, with the same values and the same answers, so the API and admin pages never know
+which one they talk to.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 from connection_flask.matching import Matcher
+from connection_flask.store.errors import StoreUnavailable
 from connection_flask.store.limits import LimitExceeded
 from connection_flask.store.memory import MemoryStore
+from connection_flask.store.redis_store import RedisStore
 from connection_flask.store.stats import CallStats
 from connection_flask.store.values import (
     Clock,
@@ -86,6 +89,9 @@ class Store(Protocol):
 
     def stats(self, *, reset: bool = False) -> CallStats: ...
 
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers now (the readiness probe)."""
+
     def sweep_once(self, budget: int = ...) -> int:
         """Remove what expired past the grace, looking at up to ``budget`` entries."""
 
@@ -106,6 +112,8 @@ __all__ = [
     "MemoryStore",
     "PartitionCount",
     "PublishResult",
+    "RedisStore",
     "RetractResult",
     "Store",
+    "StoreUnavailable",
 ]

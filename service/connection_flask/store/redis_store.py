@@ -1,0 +1,349 @@
+"""The Redis store: the registry shared by every worker and replica that names one Redis.
+
+It answers as MemoryStore does (same values, same JSON bytes, same uid order, same limits and
+messages); the data layout and the clock are in redis_common.lua. Each operation is one script,
+so one round trip: lookups range a lexicographic index per (partition, data_type), O(log N +
+matches) for literal and prefix patterns, and a general regex reads that one index and is
+matched here with RE2. Entry times come from Redis's TIME, so replicas with skewed clocks agree
+on what has expired (a test injects its own clock, whose reading is then sent instead).
+
+Faults: any Redis error or timeout raises StoreUnavailable (answered 503) within the socket
+timeout; redis-py reconnects by itself when Redis is back. One client per process, created at
+first use and again in a forked child (a connection shared across a fork would interleave).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from connection_flask.matching import Matcher
+from connection_flask.store.entries import encode
+from connection_flask.store.errors import StoreUnavailable
+from connection_flask.store.expiry import SWEEP_CHUNK, SWEEP_PER_PASS, Sweeper
+from connection_flask.store.limits import (
+    MAX_ENTRIES,
+    MAX_ENTRIES_PER_PARTITION,
+    MAX_PARTITIONS,
+    Limits,
+)
+from connection_flask.store.redis_calls import Background, PendingCalls, call_stats
+from connection_flask.store.redis_scripts import Scripts, lookup_range, member_head, sources
+from connection_flask.store.stats import CallStats
+from connection_flask.store.values import (
+    Clock,
+    Connection,
+    EntryView,
+    PublishResult,
+    RetractResult,
+)
+
+# The publish script's refusal codes.
+REFUSED = {1: MAX_PARTITIONS, 2: MAX_ENTRIES_PER_PARTITION, 3: MAX_ENTRIES}
+
+
+def describe(url: str) -> str:
+    """The store's URL as it may be shown: without its password."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+class RedisStore:
+    def __init__(
+        self,
+        url: str,
+        ttl: float,
+        grace: float,
+        *,
+        prefix: str = "connection-flask",
+        timeout: float = 0.2,
+        clock: Clock | None = None,
+        max_partitions: int = 0,
+        max_entries_per_partition: int = 0,
+        max_entries: int = 0,
+        sweep_interval: float = 1.0,
+        background_sweep: bool = False,
+        on_expired: Callable[[int], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.name = describe(url)
+        self.ttl = ttl
+        self.grace = grace
+        self.prefix = prefix
+        self.timeout = timeout
+        # None: Redis's TIME stamps entries. A clock: its readings do (tests move time by hand).
+        self.clock = clock
+        self.limits = Limits(max_partitions, max_entries_per_partition, max_entries)
+        self.sweep_interval = sweep_interval
+        self.background_sweep = background_sweep
+        self.on_expired = on_expired
+        self._texts = sources()
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._scripts: Scripts | None = None
+        self._pid = 0
+        self._calls = PendingCalls()
+        self._cursor = "0"  # where the sweeper's round over the partitions stands
+        self._sweeper: Sweeper | None = None
+        self._background = Background(self)
+
+    # ----------------------------------------------------------------------------- Redis
+
+    def client(self) -> Any:
+        """This process's client, made at first use (after Gunicorn's fork)."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._client = redis.Redis.from_url(
+                        self.url,
+                        socket_timeout=self.timeout,
+                        socket_connect_timeout=self.timeout,
+                        # One immediate retry on a broken connection (Redis restarted), none on
+                        # a timeout: a request waits one timeout at most, never a backoff.
+                        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                    )
+                    self._scripts = Scripts(self._client, self._texts)
+                    self._pid = os.getpid()
+        return self._client
+
+    def _run(self, name: str, *args: object) -> Any:
+        """Run one script; its first arguments are always the prefix and the clock."""
+        self.client()
+        now = "" if self.clock is None else repr(self.clock())
+        try:
+            return getattr(self._scripts, name)(args=[self.prefix, now, *args])
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"{self.name}: {exc}") from None
+
+    def _command(self, name: str, *args: object, **kwargs: object) -> Any:
+        try:
+            return getattr(self.client(), name)(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"{self.name}: {exc}") from None
+
+    def close(self) -> None:
+        """Stop the sweeper and close this process's connections to Redis."""
+        self.stop_sweeper()
+        with self._lock:
+            client, self._client, self._scripts, self._pid = self._client, None, None, 0
+        if client is not None:
+            client.close()
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless Redis answers within the timeout."""
+        self._command("ping")
+
+    # ----------------------------------------------------------------------------- writes
+
+    def publish(self, partition: str, connections: Iterable[Connection]) -> PublishResult:
+        conns = list(connections)
+        limits = self.limits
+        args: list[object] = [
+            partition,
+            limits.partitions,
+            limits.entries_per_partition,
+            limits.entries,
+        ]
+        for c in conns:
+            args += (c.uid, c.data_type, encode(c))
+        tried: set[str] = set()
+        while (reply := self._run("publish", *args))[0]:
+            refused = limits.exceeded(REFUSED[reply[0]], int(reply[1]))
+            if refused.setting in tried:
+                raise refused
+            # Reclaim what expired past the grace for that limit, then try again, once per limit.
+            tried.add(refused.setting)
+            self._report(self._reclaim(refused.setting, partition))
+        if self._sweeper is None and self.background_sweep:
+            self.start_sweeper()
+        return PublishResult(len(conns))
+
+    def retract(self, partition: str, uids: Iterable[str]) -> RetractResult:
+        missing = self._run("retract", partition, "0", *uids)
+        if missing is None:
+            return RetractResult(False, ())
+        return RetractResult(True, tuple(uid.decode() for uid in missing))
+
+    def retract_partition(self, partition: str) -> bool:
+        return self._run("retract", partition, "1") is not None
+
+    def purge(self) -> int:
+        """Remove every expired entry now, and the partitions that leaves empty."""
+        return self._walk(0.0)[0]
+
+    def reset(self) -> None:
+        self._run("read", "reset")
+        self._cursor = "0"
+        self.stop_sweeper()  # a publish starts another
+
+    def _reclaim(self, setting: str, partition: str) -> int:
+        """Remove what expired past the grace and stands in the way of limit ``setting``:
+        whole partitions always, entries at most once per sweep interval (MemoryStore's rule)."""
+        if setting == MAX_PARTITIONS:
+            return self._walk(self.grace, entries=False)[0]
+        only = partition if setting == MAX_ENTRIES_PER_PARTITION else ""
+        return self._walk(self.grace, only=only, every=self.sweep_interval)[0]
+
+    def _walk(
+        self,
+        grace: float,
+        *,
+        cursor: str = "0",
+        budget: float = math.inf,
+        entries: bool = True,
+        only: str = "",
+        every: float = 0.0,
+    ) -> tuple[int, str]:
+        """Remove what expired more than ``grace`` ago, a chunk per script, yielding between
+        chunks (a script holds Redis for as long as it runs). Returns the entries removed and
+        where the walk stands ("0": done)."""
+        removed = 0
+        while True:
+            chunk = int(min(budget, SWEEP_CHUNK))
+            gone, cursor_b, done, used = self._run(
+                "sweep", self.ttl, grace, chunk, cursor, int(entries), only, every
+            )
+            every = 0.0  # the rule is for starting a walk; its next chunks go on
+            removed += gone
+            budget -= used
+            cursor = "0" if done else cursor_b.decode()
+            if done or budget <= 0:
+                return removed, cursor
+            time.sleep(0)
+
+    # ----------------------------------------------------------------------------- expiry
+
+    def sweep_once(self, budget: int = SWEEP_PER_PASS) -> int:
+        """Carry the round over all partitions on through up to ``budget`` entries, removing
+        those expired past the grace; a small store is swept whole by each pass."""
+        removed, self._cursor = self._walk(self.grace, cursor=self._cursor, budget=budget)
+        return self._report(removed)
+
+    def background_pass(self) -> int:
+        """What the sweeper thread does each interval: send this process's call counts, and
+        sweep unless another process holds the pass (a lease in Redis: one pass per interval
+        whatever the number of workers and replicas)."""
+        self._flush_calls()
+        lease = self._command(
+            "set",
+            f"{self.prefix}:sweeping",
+            os.getpid(),
+            nx=True,
+            px=int(self.sweep_interval * 1000),
+        )
+        return self.sweep_once() if lease else 0
+
+    def start_sweeper(self) -> None:
+        with self._lock:
+            if self._sweeper is not None:
+                return
+            sweeper = self._sweeper = Sweeper()
+        sweeper.start(self._background, self.sweep_interval)
+
+    def stop_sweeper(self) -> None:
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.stop()
+
+    @property
+    def sweeping(self) -> bool:
+        return self._sweeper is not None
+
+    def after_fork_in_child(self) -> None:
+        self._sweeper = None
+        self._lock = threading.Lock()
+        self._calls.after_fork_in_child()
+
+    def _report(self, removed: int) -> int:
+        if removed and self.on_expired is not None:
+            self.on_expired(removed)
+        return removed
+
+    # ----------------------------------------------------------------------------- reads
+
+    def lookup(self, partition: str, matcher: Matcher, data_type: str) -> list[bytes] | None:
+        head = member_head(data_type)
+        low, high = lookup_range(head, matcher.literal, matcher.prefix)
+        # The script applies TTL and the `prefix.*` tail rule; any other pattern is matched
+        # here, on the uids it sends along.
+        plain = matcher.literal is not None or matcher.any_tail
+        min_tail = matcher.min_tail if matcher.any_tail else -1
+        plen = len(matcher.prefix.encode())
+        found = self._run(
+            "lookup", partition, self.ttl, low, high, len(head), min_tail, plen, int(not plain)
+        )
+        if found is None or plain:
+            return found  # type: ignore[no-any-return]
+        fullmatch = matcher.regex.fullmatch
+        return [
+            found[i + 1]
+            for i in range(0, len(found), 2)
+            if fullmatch(found[i].decode()) is not None
+        ]
+
+    def has_partition(self, partition: str) -> bool:
+        return self._command("zscore", f"{self.prefix}:parts", partition) is not None
+
+    def counts(self) -> tuple[int, int, int]:
+        """(partitions, stored entries, live entries): O(partitions), exact."""
+        partitions, stored, live = self._run("read", "counts", self.ttl)
+        return partitions, stored, live
+
+    def partition_sizes(self) -> list[tuple[str, int]]:
+        flat = self._run("read", "sizes")
+        return sorted((flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2))
+
+    def page(
+        self, partition: str, limit: int, *, after: str | None = None, prefix: str = ""
+    ) -> tuple[list[EntryView], bool] | None:
+        """As MemoryStore.page: each data_type's first entries in range, merged here by uid
+        (bytes of UTF-8 sort as the text's code points do)."""
+        low = "(" + after if after is not None and after >= prefix else "[" + prefix
+        reply = self._run("page", partition, limit + 1, low, prefix)
+        if reply is None:
+            return None
+        now = float(reply[0])
+        rows = sorted(zip(reply[1::3], reply[2::3], reply[3::3], strict=True))[: limit + 1]
+        views = [_view(orjson.loads(json), now - float(stamp), self.ttl) for _, json, stamp in rows]
+        return views[:limit], len(views) > limit
+
+    # ----------------------------------------------------------------------------- stats
+
+    def record_call(self, kind: str, seconds: float) -> None:
+        if self._calls.add(kind, seconds):
+            with contextlib.suppress(StoreUnavailable):  # kept, and sent with a later call
+                self._flush_calls()
+
+    def stats(self, *, reset: bool = False) -> CallStats:
+        return call_stats(*self._flush_calls("reset" if reset else "read"))
+
+    def _flush_calls(self, then: str = "add") -> Any:
+        deltas = self._calls.take()
+        try:
+            return self._run("stats", *deltas, then)
+        except StoreUnavailable:
+            self._calls.give_back(deltas)
+            raise
+
+
+def _view(fields: dict[str, Any], age: float, ttl: float) -> EntryView:
+    return EntryView(
+        fields["uid"],
+        fields["uri"],
+        fields["data_type"],
+        fields["connection_type"],
+        fields["capacity"],
+        age,
+        age >= ttl,
+    )
