@@ -14,7 +14,7 @@ from connection_flask import admin, admin_api, api, auth, logs, ops
 from connection_flask.errors import STORE_ERRORS, Rejected
 from connection_flask.metrics import ENDPOINT_KEY, Metrics
 from connection_flask.openapi import bp as openapi_bp
-from connection_flask.registry import Clock, Registry
+from connection_flask.registry import Clock, make_store
 from connection_flask.settings import Settings
 from connection_flask.state import EXTENSION, State, state
 from connection_flask.validation import Validator
@@ -26,17 +26,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.monotoni
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    registry = Registry(
-        settings.entry_ttl,
-        settings.purge_grace,
+    registry = make_store(
+        settings,
         clock=clock,
-        max_partitions=settings.max_partitions,
-        max_entries_per_partition=settings.max_entries_per_partition,
-        max_entries=settings.max_entries,
-        sweep_interval=settings.sweep_interval,
-        # A test that injects its clock moves time by hand and sweeps by hand (sweep_once): a
-        # sweeper thread would race its assertions.
-        background_sweep=clock is time.monotonic,
         # The metrics are built from the registry below: the hook looks them up when it fires.
         on_expired=lambda n: app.extensions[EXTENSION].metrics.expired.inc(n),  # noqa: PLW0108
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from connection_flask.store import LimitExceeded
+from connection_flask.store import LimitExceeded, StoreUnavailable
 
 # Bounded label values for connection_flask_rejected_requests_total, all pre-created at 0.
 REASONS = (
@@ -26,6 +26,7 @@ REASONS = (
     "too_many_connections",
     "registry_full",
     "unauthorized",
+    "store_unavailable",
 )
 
 
@@ -67,4 +68,6 @@ class BodyTooLarge(Rejected, status=413, reason="body_too_large"):
 # A store's own exceptions: (status, reason) each is answered with; the message is str(exc).
 STORE_ERRORS: Mapping[type[Exception], tuple[int, str]] = {
     LimitExceeded: (429, "registry_full"),
+    # Redis down or too slow: not the request's fault, and the next one may be served.
+    StoreUnavailable: (503, "store_unavailable"),
 }

@@ -53,7 +53,7 @@ SPARE_FDS = 64
 
 
 def on_starting(server: Any) -> None:
-    if server.cfg.workers > 1:
+    if server.cfg.workers > 1 and _settings.store == "memory":
         raise SystemExit(MULTI_WORKER_MESSAGE.format(n=server.cfg.workers))
     raise_fd_limit(server.cfg.worker_connections + SPARE_FDS, server.log)
 

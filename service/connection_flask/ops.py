@@ -6,6 +6,7 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connection_flask.state import state
+from connection_flask.store import StoreUnavailable
 
 bp = Blueprint("ops", __name__)
 
@@ -20,8 +21,13 @@ def healthz() -> Response:
 @bp.get("/readyz")
 @bp.get("/ready")
 def readyz() -> Response:
-    if state().draining.is_set():
+    st = state()
+    if st.draining.is_set():
         return Response("draining", 503, mimetype="text/plain")
+    try:
+        st.registry.ping()  # Redis: one PING within the store's timeout
+    except StoreUnavailable as exc:
+        return Response(f"store unavailable: {exc}", 503, mimetype="text/plain")
     return Response("OK", mimetype="text/plain")
 
 

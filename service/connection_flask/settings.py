@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
@@ -39,8 +40,12 @@ _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 MULTI_WORKER_MESSAGE = (
     "connection-flask keeps its registry in this process's memory: with {n} Gunicorn workers "
     "each would hold a different registry and lookups would miss what was published to the "
-    "others. Start it with --workers=1 (add --threads for concurrency)."
+    "others. Start it with --workers=1 (add --threads for concurrency), or keep the registry in "
+    "Redis (CONNECTION_FLASK_STORE=redis://...), which every worker shares."
 )
+
+# What CONNECTION_FLASK_STORE may name besides "memory".
+STORE_SCHEMES = ("redis", "rediss", "unix")
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,9 @@ class Settings:
     )
     bind: str = _setting("0.0.0.0:5000", "CONNECTION_FLASK_BIND", "Gunicorn listen address.")
     workers: int = _setting(
-        1, "CONNECTION_FLASK_WORKERS", "Gunicorn workers. Must be 1: the registry lives in memory."
+        1,
+        "CONNECTION_FLASK_WORKERS",
+        "Gunicorn workers. Must be 1 with the memory store; any number with Redis.",
     )
     threads: int = _setting(
         2, "CONNECTION_FLASK_THREADS", "Threads per worker (gthread only; gevent needs none)."
@@ -182,6 +189,23 @@ class Settings:
         "Most watches waiting at once (more get 429); under gthread also at most THREADS - 1, "
         "under sync none.",
     )
+    store: str = _setting(
+        "memory",
+        "CONNECTION_FLASK_STORE",
+        "Where entries live: memory (this process) or a Redis URL (redis://, rediss:// for TLS, "
+        "unix://; password in the URL) that workers and replicas share.",
+        secret=True,
+    )
+    store_prefix: str = _setting(
+        "connection-flask",
+        "CONNECTION_FLASK_STORE_PREFIX",
+        "Prefix of every Redis key, so several registries can share one Redis.",
+    )
+    store_timeout: float = _setting(
+        0.2,
+        "CONNECTION_FLASK_STORE_TIMEOUT",
+        "Seconds to connect to or hear from Redis before answering 503.",
+    )
 
     def __post_init__(self) -> None:
         if self.entry_ttl <= 0:
@@ -198,7 +222,8 @@ class Settings:
                 f"got {self.worker_class!r}"
             )
         env = {f.name: f.metadata["env"] for f in fields(self)}
-        for name in ("header_timeout", "body_timeout", "sweep_interval"):
+        self._check_store()
+        for name in ("header_timeout", "body_timeout", "sweep_interval", "store_timeout"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{env[name]} must be > 0, got {getattr(self, name)}")
         if self.keepalive < 1:
@@ -222,6 +247,23 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
                 raise SettingsError(f"{env[f.name]} must not be negative, got {value}")
+
+    def _check_store(self) -> None:
+        if self.store == "memory":
+            return
+        if "://" not in self.store:
+            got = repr(self.store)  # not a URL, so no password to hide
+        elif (scheme := urlsplit(self.store).scheme) not in STORE_SCHEMES:
+            got = f"a {scheme}:// URL"
+        else:
+            got = ""
+        if got:
+            raise SettingsError(
+                "CONNECTION_FLASK_STORE must be memory or a redis://, rediss:// or unix:// URL, "
+                f"got {got}"
+            )
+        if not self.store_prefix:
+            raise SettingsError("CONNECTION_FLASK_STORE_PREFIX must not be empty")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

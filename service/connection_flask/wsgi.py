@@ -6,7 +6,7 @@ import os
 import sys
 
 from connection_flask.app import create_app
-from connection_flask.settings import MULTI_WORKER_MESSAGE
+from connection_flask.settings import MULTI_WORKER_MESSAGE, Settings
 
 
 def gunicorn_workers() -> int | None:
@@ -50,11 +50,15 @@ class MultipleWorkersError(RuntimeError):
     respawning workers forever."""
 
 
-def refuse_multiple_workers() -> None:
+def refuse_multiple_workers(settings: Settings) -> None:
+    """Several workers share nothing but a Redis store: with the memory store, refuse them."""
+    if settings.store != "memory":
+        return
     workers = gunicorn_workers()
     if workers is not None and workers > 1:
         raise MultipleWorkersError(MULTI_WORKER_MESSAGE.format(n=workers))
 
 
-refuse_multiple_workers()
-app = create_app()
+_settings = Settings.from_env()
+refuse_multiple_workers(_settings)
+app = create_app(_settings)
