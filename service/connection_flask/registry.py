@@ -23,6 +23,7 @@ from connection_flask.store import (
     StoreUnavailable,
 )
 from connection_flask.store.expiry import SWEEP_CHUNK, SWEEP_PER_PASS
+from connection_flask.store.limits import Limits
 
 Registry = MemoryStore
 
@@ -34,25 +35,35 @@ def make_store(
     clock moves time by hand and sweeps by hand (sweep_once): a sweeper thread would race its
     assertions, so only the real clock gets one."""
     real = clock is time.monotonic
-    limits: dict[str, Any] = {
-        "max_partitions": settings.max_partitions,
-        "max_entries_per_partition": settings.max_entries_per_partition,
-        "max_entries": settings.max_entries,
+    limits = Limits(
+        settings.max_partitions, settings.max_entries_per_partition, settings.max_entries
+    )
+    sweeping: dict[str, Any] = {
         "sweep_interval": settings.sweep_interval,
         "background_sweep": real,
         "on_expired": on_expired,
     }
+    ttl, grace = settings.entry_ttl, settings.purge_grace
     if settings.store == "memory":
-        return MemoryStore(settings.entry_ttl, settings.purge_grace, clock=clock, **limits)
+        return MemoryStore(
+            ttl,
+            grace,
+            clock=clock,
+            max_partitions=limits.partitions,
+            max_entries_per_partition=limits.entries_per_partition,
+            max_entries=limits.entries,
+            **sweeping,
+        )
     return RedisStore(
         settings.store,
-        settings.entry_ttl,
-        settings.purge_grace,
+        ttl,
+        grace,
         prefix=settings.store_prefix,
         timeout=settings.store_timeout,
         # The real clock is Redis's own TIME, one for every replica.
         clock=None if real else clock,
-        **limits,
+        limits=limits,
+        **sweeping,
     )
 
 

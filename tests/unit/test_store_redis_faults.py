@@ -112,6 +112,25 @@ def test_entries_are_stamped_by_the_redis_clock_that_every_replica_shares(
         other.close()
 
 
+def test_the_background_sweeper_removes_what_expired_by_the_redis_clock(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flush()
+    store = RedisStore(
+        redis_server.url, 0.1, 0.1, prefix="swept", sweep_interval=0.05, background_sweep=True
+    )
+    try:
+        store.publish("p", [Connection("a", "tcp://h:1", "T", 0)])
+        assert store.sweeping
+        deadline = time.monotonic() + 5
+        while store.counts() != (0, 0, 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.counts() == (0, 0, 0)
+    finally:
+        store.close()
+    assert not store.sweeping
+
+
 def test_a_lookup_is_one_round_trip(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -196,7 +215,7 @@ def test_a_redis_that_accepts_but_never_answers_is_a_503_within_the_timeout() ->
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # the kernel completes connections; nobody ever reads or writes
-        url = "redis://127.0.0.1:{}/0".format(silent.getsockname()[1])
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
         app: Flask = create_app(Settings(store=url, store_timeout=TIMEOUT, debug_level=0))
         try:
             status, data, took = timed_post(app.test_client(), "/getconnection/p", README_LOOKUP)

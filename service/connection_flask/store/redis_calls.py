@@ -17,7 +17,8 @@ import weakref
 from typing import Protocol
 
 from connection_flask.store.errors import StoreUnavailable
-from connection_flask.store.stats import CallStats
+from connection_flask.store.expiry import Sweeper
+from connection_flask.store.stats import CallCounter, CallStats
 
 log = logging.getLogger("connection_flask")
 
@@ -27,47 +28,50 @@ Deltas = tuple[int, float, int, float]
 
 
 class PendingCalls:
-    """Calls recorded here and not yet added in Redis. A lock of its own, as CallCounter's."""
+    """Calls recorded here and not yet added in Redis: counted by a CallCounter, as the
+    in-memory store counts them, plus what an attempt to add them in Redis handed back."""
 
     def __init__(self) -> None:
+        self._counter = CallCounter()
         self._lock = threading.Lock()
-        self._publishes = self._lookups = 0
-        self._publish_seconds = self._lookup_seconds = 0.0
+        self._unsent: Deltas = (0, 0.0, 0, 0.0)
         self._flushed = time.monotonic()
 
     def add(self, kind: str, seconds: float) -> bool:
         """Count a call; returns whether the counts are due to be added in Redis."""
-        with self._lock:
-            if kind == "publish":
-                self._publishes += 1
-                self._publish_seconds += seconds
-            else:
-                self._lookups += 1
-                self._lookup_seconds += seconds
-            return time.monotonic() - self._flushed >= FLUSH_SECONDS
+        self._counter.record(kind, seconds)
+        return time.monotonic() - self._flushed >= FLUSH_SECONDS
 
     def take(self) -> Deltas:
         """The counts to add, which are forgotten here (give_back if adding them failed)."""
+        counted = self._counter.read(reset=True)
+        self._flushed = time.monotonic()
         with self._lock:
-            deltas = (self._publishes, self._publish_seconds, self._lookups, self._lookup_seconds)
-            self._publishes = self._lookups = 0
-            self._publish_seconds = self._lookup_seconds = 0.0
-            self._flushed = time.monotonic()
-            return deltas
+            (publishes, publish_seconds, lookups, lookup_seconds), self._unsent = (
+                self._unsent,
+                (0, 0.0, 0, 0.0),
+            )
+        return (
+            publishes + counted.publishes,
+            publish_seconds + counted.publish_seconds,
+            lookups + counted.lookups,
+            lookup_seconds + counted.lookup_seconds,
+        )
 
     def give_back(self, deltas: Deltas) -> None:
-        publishes, publish_seconds, lookups, lookup_seconds = deltas
         with self._lock:
-            self._publishes += publishes
-            self._publish_seconds += publish_seconds
-            self._lookups += lookups
-            self._lookup_seconds += lookup_seconds
+            publishes, publish_seconds, lookups, lookup_seconds = self._unsent
+            self._unsent = (
+                publishes + deltas[0],
+                publish_seconds + deltas[1],
+                lookups + deltas[2],
+                lookup_seconds + deltas[3],
+            )
 
     def after_fork_in_child(self) -> None:
-        # A lock another parent thread held at the fork would never be released here, and the
+        # Locks another parent thread held at the fork would never be released here, and the
         # parent's unsent counts are the parent's to send.
-        self._lock = threading.Lock()
-        self.take()
+        self.__init__()  # type: ignore[misc]
 
 
 def call_stats(stats: list[bytes], peaks: list[bytes]) -> CallStats:
@@ -100,13 +104,29 @@ class Passes(Protocol):
 
 
 class Background:
-    """What the sweeper thread calls for a RedisStore: a pass that outlives Redis outages,
-    said once when one begins and once when it ends. Holds its store weakly, as the thread
-    holds this (the store holds this strongly), so a dropped store ends the thread."""
+    """The sweeper thread of a RedisStore, and what it calls each interval: a pass that
+    outlives Redis outages, said once when one begins and once when it ends. Holds its store
+    weakly, as the thread holds this (the store holds this strongly), so a dropped store ends
+    the thread."""
 
     def __init__(self, store: Passes) -> None:
         self._store = weakref.ref(store)
         self._failing = False
+        self._lock = threading.Lock()
+        self.sweeper: Sweeper | None = None  # the running thread's handle, if any
+
+    def start(self, interval: float) -> None:
+        """Start the thread unless one runs in this process."""
+        with self._lock:
+            if self.sweeper is None:
+                self.sweeper = Sweeper()
+                self.sweeper.start(self, interval)
+
+    def stop(self) -> None:
+        """Let the thread end at its next wake-up."""
+        handle, self.sweeper = self.sweeper, None
+        if handle is not None:
+            handle.stop()
 
     def sweep_once(self) -> int:
         store = self._store()
@@ -125,6 +145,9 @@ class Background:
         return removed
 
     def after_fork_in_child(self) -> None:
+        # The parent's thread does not exist here.
+        self.sweeper = None
+        self._lock = threading.Lock()
         store = self._store()
         if store is not None:
             store.after_fork_in_child()

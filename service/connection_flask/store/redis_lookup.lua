@@ -1,20 +1,23 @@
 -- Lookup: ARGV[3] partition, ARGV[4] ENTRY_TTL, ARGV[5..6] the BYLEX range of index members,
 -- ARGV[7] the length of the data_type's member head, ARGV[8] the least tail a `prefix.*`-like
 -- pattern takes (-1: no tail rule), ARGV[9] the prefix's length in bytes, ARGV[10] "1" to
--- return each uid before its JSON (for a regex the caller runs). Returns the live entries'
--- JSON in uid order, or nil if the partition is unknown.
+-- return each uid before its JSON (for a regex the caller runs), ARGV[11] the most index
+-- members to read. Returns nil if the partition is unknown, else the member to go on after
+-- ("" once the range is done: a big answer comes in several calls, so that no call holds
+-- Redis for long), then the live entries' JSON in uid order.
 local p = ARGV[3]
 if not redis.call("ZSCORE", PARTS, p) then
   return false
 end
-local members = redis.call("ZRANGE", key(p, "x"), ARGV[5], ARGV[6], "BYLEX")
+local most = tonumber(ARGV[11])
+local members = redis.call("ZRANGE", key(p, "x"), ARGV[5], ARGV[6], "BYLEX", "LIMIT", 0, most)
+local out = {#members == most and members[#members] or ""}
 if #members == 0 then
-  return {}
+  return out
 end
 local cutoff = now() - tonumber(ARGV[4])
 local head, min_tail, plen = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local with_uids = ARGV[10] == "1"
-local out = {}
 for i = 1, #members, 1000 do
   local uids = {}
   for j = i, math.min(i + 999, #members) do

@@ -31,7 +31,7 @@ from redis.retry import Retry
 from connection_flask.matching import Matcher
 from connection_flask.store.entries import encode
 from connection_flask.store.errors import StoreUnavailable
-from connection_flask.store.expiry import SWEEP_CHUNK, SWEEP_PER_PASS, Sweeper
+from connection_flask.store.expiry import SWEEP_CHUNK, SWEEP_PER_PASS
 from connection_flask.store.limits import (
     MAX_ENTRIES,
     MAX_ENTRIES_PER_PARTITION,
@@ -49,6 +49,10 @@ from connection_flask.store.values import (
     RetractResult,
 )
 
+NO_LIMITS = Limits()
+# Index members one lookup script reads at most: about 5 ms of Redis's time (a script holds
+# Redis whole while it runs); a bigger answer takes several calls.
+LOOKUP_CHUNK = 2_000
 # The publish script's refusal codes.
 REFUSED = {1: MAX_PARTITIONS, 2: MAX_ENTRIES_PER_PARTITION, 3: MAX_ENTRIES}
 
@@ -69,9 +73,7 @@ class RedisStore:
         prefix: str = "connection-flask",
         timeout: float = 0.2,
         clock: Clock | None = None,
-        max_partitions: int = 0,
-        max_entries_per_partition: int = 0,
-        max_entries: int = 0,
+        limits: Limits = NO_LIMITS,
         sweep_interval: float = 1.0,
         background_sweep: bool = False,
         on_expired: Callable[[int], None] | None = None,
@@ -84,7 +86,7 @@ class RedisStore:
         self.timeout = timeout
         # None: Redis's TIME stamps entries. A clock: its readings do (tests move time by hand).
         self.clock = clock
-        self.limits = Limits(max_partitions, max_entries_per_partition, max_entries)
+        self.limits = limits
         self.sweep_interval = sweep_interval
         self.background_sweep = background_sweep
         self.on_expired = on_expired
@@ -95,7 +97,6 @@ class RedisStore:
         self._pid = 0
         self._calls = PendingCalls()
         self._cursor = "0"  # where the sweeper's round over the partitions stands
-        self._sweeper: Sweeper | None = None
         self._background = Background(self)
 
     # ----------------------------------------------------------------------------- Redis
@@ -165,7 +166,7 @@ class RedisStore:
             # Reclaim what expired past the grace for that limit, then try again, once per limit.
             tried.add(refused.setting)
             self._report(self._reclaim(refused.setting, partition))
-        if self._sweeper is None and self.background_sweep:
+        if self.background_sweep and not self.sweeping:
             self.start_sweeper()
         return PublishResult(len(conns))
 
@@ -245,23 +246,17 @@ class RedisStore:
         return self.sweep_once() if lease else 0
 
     def start_sweeper(self) -> None:
-        with self._lock:
-            if self._sweeper is not None:
-                return
-            sweeper = self._sweeper = Sweeper()
-        sweeper.start(self._background, self.sweep_interval)
+        self._background.start(self.sweep_interval)
 
     def stop_sweeper(self) -> None:
-        sweeper, self._sweeper = self._sweeper, None
-        if sweeper is not None:
-            sweeper.stop()
+        self._background.stop()
 
     @property
     def sweeping(self) -> bool:
-        return self._sweeper is not None
+        return self._background.sweeper is not None
 
     def after_fork_in_child(self) -> None:
-        self._sweeper = None
+        # A lock another parent thread held at the fork would never be released here.
         self._lock = threading.Lock()
         self._calls.after_fork_in_child()
 
@@ -279,12 +274,18 @@ class RedisStore:
         # here, on the uids it sends along.
         plain = matcher.literal is not None or matcher.any_tail
         min_tail = matcher.min_tail if matcher.any_tail else -1
-        plen = len(matcher.prefix.encode())
-        found = self._run(
-            "lookup", partition, self.ttl, low, high, len(head), min_tail, plen, int(not plain)
-        )
-        if found is None or plain:
-            return found  # type: ignore[no-any-return]
+        rules = (len(head), min_tail, len(matcher.prefix.encode()), int(not plain), LOOKUP_CHUNK)
+        found: list[bytes] = []
+        while True:
+            reply = self._run("lookup", partition, self.ttl, low, high, *rules)
+            if reply is None:  # unknown, or retracted between two chunks of a big answer
+                return found or None
+            found += reply[1:]
+            if not reply[0]:
+                break
+            low = b"(" + reply[0]
+        if plain:
+            return found
         fullmatch = matcher.regex.fullmatch
         return [
             found[i + 1]
