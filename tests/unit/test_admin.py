@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from connection_flask.app import create_app
-from connection_flask.registry import Connection, Registry
+from connection_flask.registry import Connection, Store
 from connection_flask.settings import Settings
 from tests.helpers import FakeClock, conn
 
@@ -95,9 +95,9 @@ def test_purge_removes_expired_entries_now(client: FlaskClient, clock: FakeClock
 # ----------------------------------------------------------------------------- bounded dump
 
 
-def registry_of(client: FlaskClient) -> Registry:
+def registry_of(client: FlaskClient) -> Store:
     registry = client.application.extensions["connection_flask"].registry
-    assert isinstance(registry, Registry)
+    assert isinstance(registry, Store)
     return registry
 
 
