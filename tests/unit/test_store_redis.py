@@ -262,6 +262,8 @@ def random_run(store: Store, clock: FakeClock, seed: int) -> list[object]:
     names = ["app1-x", "app1-", "app10-y", "app2-x", "b\nc", "é1", "日本", "a" * 40, "x.y", "a"]
     patterns = [".*", "app1-.*", "app1-.+", "app1-x", "app[12]-x", "a.*", "b.c", "é.*", "日本"]
     seen: list[object] = []
+    watched = ["p", "q", "r", "never"]
+    indexes = [store.index(name) for name in watched]
     for step in range(300):
         op = rng.random()
         part = rng.choice(["p", "q", "r"])
@@ -285,6 +287,10 @@ def random_run(store: Store, clock: FakeClock, seed: int) -> list[object]:
         except LimitExceeded as exc:
             seen.append(str(exc))
         seen.append((step, store.partition_sizes(), store.counts()[:2]))
+        # Which change indexes moved (their values differ: each store counts its own way).
+        now = [store.index(name) for name in watched]
+        seen.append([after > before for before, after in zip(indexes, now, strict=True)])
+        indexes = now
         for pattern in patterns:
             for data_type in ["A", "Ü"]:
                 seen.append(store.lookup(part, compile_matcher(pattern), data_type))

@@ -7,9 +7,11 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -21,7 +23,7 @@ from connection_flask.matching import compile_matcher
 from connection_flask.settings import Settings, SettingsError
 from connection_flask.store import Connection, RedisStore, StoreUnavailable
 from connection_flask.store.redis_calls import Background
-from connection_flask.store.redis_store import describe
+from connection_flask.store.redis_scripts import describe
 from connection_flask.wsgi import MultipleWorkersError, refuse_multiple_workers
 from tests.conftest import close_store
 from tests.helpers import README_LOOKUP, README_LOOKUP_ANSWER, README_PUBLISH
@@ -38,6 +40,22 @@ def served(own_redis: RedisServer) -> Iterator[FlaskClient]:
     app = create_app(Settings(store=own_redis.url, store_timeout=TIMEOUT, debug_level=0))
     yield app.test_client()
     close_store(app)
+
+
+@pytest.fixture
+def replica(redis_server: RedisServer) -> Iterator[Callable[..., RedisStore]]:
+    """replica(ttl, grace, **options) -> a RedisStore on the session's Redis, emptied first, as
+    each worker or replica of a deployment has its own; all are closed after the test."""
+    redis_server.flush()
+    made: list[RedisStore] = []
+
+    def new(ttl: float = 10.0, grace: float = 60.0, **options: Any) -> RedisStore:
+        made.append(RedisStore(redis_server.url, ttl, grace, **options))
+        return made[-1]
+
+    yield new
+    for store in made:
+        store.close()
 
 
 def timed_post(client: FlaskClient, path: str, body: object) -> tuple[int, bytes, float]:
@@ -94,81 +112,80 @@ def test_more_than_one_worker_is_allowed_with_redis_only(
 
 
 def test_entries_are_stamped_by_the_redis_clock_that_every_replica_shares(
-    redis_server: RedisServer,
+    replica: Callable[..., RedisStore],
 ) -> None:
-    redis_server.flush()
-    one = RedisStore(redis_server.url, 0.5, 60.0, prefix="t")
-    other = RedisStore(redis_server.url, 0.5, 60.0, prefix="t")
-    try:
-        one.publish("p", [Connection("a", "tcp://h:1", "T", 0)])
-        server_now = float("{}.{:06d}".format(*one.client().time()))
-        stamp = one.client().zscore("t:{p}:t", "a")
-        assert abs(stamp - server_now) < 1.0
-        assert other.lookup("p", compile_matcher("a"), "T") != []
-        time.sleep(0.6)
-        assert other.lookup("p", compile_matcher("a"), "T") == []
-    finally:
-        one.close()
-        other.close()
+    one, other = replica(0.5, prefix="t"), replica(0.5, prefix="t")
+    one.publish("p", [Connection("a", "tcp://h:1", "T", 0)])
+    server_now = float("{}.{:06d}".format(*one.client().time()))
+    stamp = one.client().zscore("t:{p}:t", "a")
+    assert abs(stamp - server_now) < 1.0
+    assert other.lookup("p", compile_matcher("a"), "T") != []
+    time.sleep(0.6)
+    assert other.lookup("p", compile_matcher("a"), "T") == []
 
 
 def test_the_background_sweeper_removes_what_expired_by_the_redis_clock(
-    redis_server: RedisServer,
+    replica: Callable[..., RedisStore],
 ) -> None:
-    redis_server.flush()
-    store = RedisStore(
-        redis_server.url, 0.1, 0.1, prefix="swept", sweep_interval=0.05, background_sweep=True
-    )
-    try:
-        store.publish("p", [Connection("a", "tcp://h:1", "T", 0)])
-        assert store.sweeping
-        deadline = time.monotonic() + 5
-        while store.counts() != (0, 0, 0) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert store.counts() == (0, 0, 0)
-    finally:
-        store.close()
+    store = replica(0.1, 0.1, sweep_interval=0.05, background_sweep=True)
+    store.publish("p", [Connection("a", "tcp://h:1", "T", 0)])
+    assert store.sweeping
+    deadline = time.monotonic() + 5
+    while store.counts() != (0, 0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.counts() == (0, 0, 0)
+    store.close()
     assert not store.sweeping
 
 
-def test_a_lookup_is_one_round_trip(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+def test_a_wait_on_one_replica_wakes_on_a_change_made_through_another(
+    replica: Callable[..., RedisStore],
 ) -> None:
-    redis_server.flush()
-    store = RedisStore(redis_server.url, 10.0, 60.0)
-    try:
-        store.publish("p", [Connection(f"app{i}-x", "tcp://h:1", "T", 0) for i in range(50)])
-        store.client().script_flush()
-        store.lookup("p", compile_matcher("a"), "T")  # loads the script again (NOSCRIPT)
-        sent: list[object] = []
-        send = redis.connection.AbstractConnection.send_packed_command
-
-        def counted(self: object, command: object, check_health: bool = True) -> None:
-            sent.append(command)
-            send(self, command, check_health)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
-        for pattern in ("app1-x", "app1.*", "app[12]-x"):
-            assert store.lookup("p", compile_matcher(pattern), "T")
-        assert len(sent) == 3
-    finally:
-        store.close()
+    waiting, changing = replica(prefix="w"), replica(prefix="w")
+    changing.publish("p", [Connection("a", "tcp://h:1", "T", 0)])
+    n = waiting.index("p")
+    assert not waiting.wait_change("p", n, 0.3)  # nothing changed: the wait runs out
+    change = [Connection("b", "tcp://h:1", "T", 0)]
+    threading.Timer(0.2, changing.publish, ("p", change)).start()
+    start = time.monotonic()
+    assert waiting.wait_change("p", n, 10.0)
+    assert time.monotonic() - start < 5
+    assert waiting.index("p") > n
 
 
-def test_every_key_is_under_the_prefix_and_prefixes_do_not_meet(redis_server: RedisServer) -> None:
-    redis_server.flush()
-    mine = RedisStore(redis_server.url, 10.0, 60.0, prefix="mine")
-    theirs = RedisStore(redis_server.url, 10.0, 60.0, prefix="theirs")
-    try:
-        mine.publish("p", [Connection("a", "tcp://h:1", "T", 0)])
-        mine.record_call("publish", 0.1)
-        mine.stats()
-        assert theirs.lookup("p", compile_matcher("a"), "T") is None
-        keys = mine.client().keys("*")
-        assert keys and all(k.startswith(b"mine:") for k in keys), keys
-    finally:
-        mine.close()
-        theirs.close()
+def test_a_lookup_is_one_round_trip(
+    replica: Callable[..., RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = replica()
+    store.publish("p", [Connection(f"app{i}-x", "tcp://h:1", "T", 0) for i in range(50)])
+    store.client().script_flush()
+    store.lookup("p", compile_matcher("a"), "T")  # loads the script again (NOSCRIPT)
+    sent: list[object] = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self: object, command: object, check_health: bool = True) -> None:
+        sent.append(command)
+        send(self, command, check_health)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    for pattern in ("app1-x", "app1.*", "app[12]-x"):
+        assert store.lookup("p", compile_matcher(pattern), "T")
+    assert len(sent) == 3
+
+
+def test_every_key_is_under_the_prefix_and_prefixes_do_not_meet(
+    replica: Callable[..., RedisStore],
+) -> None:
+    mine, theirs = replica(prefix="mine"), replica(prefix="theirs")
+    mine.publish("p", [Connection("a", "tcp://h:1", "T", 0)])
+    mine.retract("p", ["a"])
+    mine.publish("p", [Connection("a", "tcp://h:1", "T", 0)])
+    mine.record_call("publish", 0.1)
+    mine.stats()
+    mine.sweep_once()
+    assert theirs.lookup("p", compile_matcher("a"), "T") is None
+    keys = mine.client().keys("*")
+    assert keys and all(k.startswith(b"mine:") for k in keys), keys
 
 
 # ----------------------------------------------------------------------------- faults

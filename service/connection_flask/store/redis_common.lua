@@ -9,14 +9,19 @@
 --                   lexicographic index per data_type, ranged with ZRANGE BYLEX
 --   {prefix}:{p}:d  HASH data_type -> entries of it (the dump page merges their heads)
 --   {prefix}:{p}:r  no reclaim of its entries at MAX_ENTRIES_PER_PARTITION before this time
+--   {prefix}:{p}:i  its change index (changes.py); {prefix}:{p}:s  the last sweep's TTL cutoff
 -- and the registry's own keys:
 --   {prefix}:parts    ZSET partition scored by the time of its last publish
 --   {prefix}:entries  entries over all partitions
 --   {prefix}:reclaim  no reclaim of entries at MAX_ENTRIES before this time
+--   {prefix}:index    the store-wide change index; {prefix}:removed its value at the last
+--                     removal of a partition (the index of every partition not held)
+--   {prefix}:changes  the pub/sub channel of changes: "p<partition>", or "*" for a removal
 --   {prefix}:stats    HASH of the /stats counters; {prefix}:peaks HASH partition -> peak size
 local prefix = ARGV[1]
 local PARTS = prefix .. ":parts"
 local TOTAL = prefix .. ":entries"
+local INDEX, REMOVED, CHANGES = prefix .. ":index", prefix .. ":removed", prefix .. ":changes"
 
 local function key(p, suffix)
   return prefix .. ":{" .. p .. "}:" .. suffix
@@ -33,6 +38,24 @@ end
 -- A score as Redis reads it: "..". would format a number with 14 digits and lose precision.
 local function score(x)
   return string.format("%.17g", x)
+end
+
+-- The change counter, started at the wall clock in microseconds (changes.py): a Redis that
+-- restarts empty starts above every index it gave before.
+local function counter()
+  if redis.call("EXISTS", INDEX) == 0 then
+    local t = redis.call("TIME")
+    local start = t[1] .. string.format("%06d", tonumber(t[2]))
+    redis.call("SET", INDEX, start)
+    redis.call("SET", REMOVED, start)
+  end
+end
+
+-- A change of partition p's content: it takes the next index, and waits on it wake.
+local function changed(p)
+  counter()
+  redis.call("SET", key(p, "i"), redis.call("INCR", INDEX))
+  redis.call("PUBLISH", CHANGES, "p" .. p)
 end
 
 local function member(data_type, uid)
@@ -60,8 +83,13 @@ end
 local function drop(p)
   local held = redis.call("HLEN", key(p, "e"))
   redis.call("UNLINK", key(p, "e"), key(p, "t"), key(p, "x"), key(p, "d"), key(p, "r"))
+  redis.call("UNLINK", key(p, "i"), key(p, "s"))
   redis.call("ZREM", PARTS, p)
   redis.call("DECRBY", TOTAL, held)
+  -- Every partition not held now has this index: its waits wake (they all check again).
+  counter()
+  redis.call("SET", REMOVED, redis.call("INCR", INDEX))
+  redis.call("PUBLISH", CHANGES, "*")
   return held
 end
 
@@ -81,6 +109,8 @@ local function remove(p, uids)
   redis.call("DECRBY", TOTAL, #uids)
   if redis.call("HLEN", entries) == 0 then
     drop(p)
+  else
+    changed(p)
   end
   return #uids
 end

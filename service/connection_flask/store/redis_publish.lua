@@ -1,10 +1,11 @@
 -- Publish: ARGV[3] partition, ARGV[4..6] MAX_PARTITIONS, MAX_ENTRIES_PER_PARTITION, MAX_ENTRIES
--- (0: none), then uid, data_type, JSON for each connection. All stored, or none: returns {0}
+-- (0: none), ARGV[7] ENTRY_TTL, then uid, data_type, JSON for each connection. All stored, or none: returns {0}
 -- once stored, or {limit, count} for the first limit (1, 2, 3 in that order) it would break.
 local p = ARGV[3]
 local max_parts, max_size, max_total = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local entries, stamps = key(p, "e"), key(p, "t")
-local first = 7
+local ttl = tonumber(ARGV[7])
+local first = 8
 local count = (#ARGV - first + 1) / 3
 
 local held = redis.call("ZSCORE", PARTS, p)
@@ -34,13 +35,22 @@ if (max_size > 0 and size + count > max_size) or (max_total > 0 and total + coun
   end
 end
 
-local t = score(now())
+local at = now()
+local t = score(at)
 local fresh = 0
 local scored = {}
+-- A change of content (changes.py): the partition created, an entry added, replaced or made
+-- live again; an identical republish within the TTL only refreshes times.
+local change = not held
 for i = first, #ARGV, 3 do
   local uid, data_type, json = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local old = redis.call("HGET", entries, uid)
-  if old ~= json then -- new, or republished with other fields: an unchanged one only gets its time
+  if old == json then -- republished unchanged: only its time, unless it had expired
+    if not change and tonumber(redis.call("ZSCORE", stamps, uid)) <= at - ttl then
+      change = true
+    end
+  else
+    change = true
     redis.call("HSET", entries, uid, json)
     if not old then
       fresh = fresh + 1
@@ -61,6 +71,9 @@ for i = 1, #scored, 2000 do
 end
 redis.call("ZADD", PARTS, t, p)
 redis.call("INCRBY", TOTAL, fresh)
+if change then
+  changed(p)
+end
 
 -- The statistics page's peaks, as the in-memory store notes them.
 local stats, peaks = prefix .. ":stats", prefix .. ":peaks"

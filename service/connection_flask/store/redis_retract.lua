@@ -9,16 +9,17 @@ if ARGV[4] == "1" then
   return {}
 end
 local entries = key(p, "e")
-local missing, found = {}, {}
+local missing, found, seen = {}, {}, {}
 for i = 5, #ARGV do
   local uid = ARGV[i]
-  if redis.call("HEXISTS", entries, uid) == 1 then
-    remove(p, {uid})
+  if not seen[uid] and redis.call("HEXISTS", entries, uid) == 1 then
+    seen[uid] = true
     found[#found + 1] = uid
   else
     missing[#missing + 1] = uid
   end
 end
+remove(p, found) -- one change, or the partition's removal
 -- A partition left empty goes, even one a retract of nothing it held finds empty.
 if #found == 0 and redis.call("HLEN", entries) == 0 then
   drop(p)

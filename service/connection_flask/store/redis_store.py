@@ -1,15 +1,17 @@
 """The Redis store: the registry shared by every worker and replica that names one Redis.
 
 It answers as MemoryStore does (same values, same JSON bytes, same uid order, same limits and
-messages); the data layout and the clock are in redis_common.lua. Each operation is one script,
-so one round trip: lookups range a lexicographic index per (partition, data_type), O(log N +
-matches) for literal and prefix patterns, and a general regex reads that one index and is
-matched here with RE2. Entry times come from Redis's TIME, so replicas with skewed clocks agree
-on what has expired (a test injects its own clock, whose reading is then sent instead).
+messages, same change indexes); the data layout and the clock are in redis_common.lua. Each
+operation is one script, so one round trip: lookups range a lexicographic index per (partition,
+data_type), O(log N + matches) for literal and prefix patterns, and a general regex reads that
+one index and is matched here with RE2 (an answer of more than LOOKUP_CHUNK entries takes a call
+per chunk). Entry times come from Redis's TIME, so replicas with skewed clocks agree on what has
+expired (a test injects its own clock, whose reading is then sent instead). Changes are
+announced on a pub/sub channel, so watches wake in every process (redis_changes.py).
 
 Faults: any Redis error or timeout raises StoreUnavailable (answered 503) within the socket
-timeout; redis-py reconnects by itself when Redis is back. One client per process, created at
-first use and again in a forked child (a connection shared across a fork would interleave).
+timeout; redis-py reconnects by itself when Redis is back. One client per process
+(redis_scripts.RedisLink).
 """
 
 from __future__ import annotations
@@ -17,16 +19,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
-from urllib.parse import urlsplit
-
-import orjson
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from typing import TYPE_CHECKING, Any
 
 from connection_flask.matching import Matcher
 from connection_flask.store.entries import encode
@@ -39,15 +34,13 @@ from connection_flask.store.limits import (
     Limits,
 )
 from connection_flask.store.redis_calls import Background, PendingCalls, call_stats
-from connection_flask.store.redis_scripts import Scripts, lookup_range, member_head, sources
+from connection_flask.store.redis_changes import ChangeListener
+from connection_flask.store.redis_scripts import RedisLink, lookup_range, member_head, page_views
 from connection_flask.store.stats import CallStats
-from connection_flask.store.values import (
-    Clock,
-    Connection,
-    EntryView,
-    PublishResult,
-    RetractResult,
-)
+from connection_flask.store.values import PartitionCount, PublishResult, RetractResult
+
+if TYPE_CHECKING:  # in annotations only
+    from connection_flask.store.values import Clock, Connection, EntryView
 
 NO_LIMITS = Limits()
 # Index members one lookup script reads at most: about 5 ms of Redis's time (a script holds
@@ -57,10 +50,8 @@ LOOKUP_CHUNK = 2_000
 REFUSED = {1: MAX_PARTITIONS, 2: MAX_ENTRIES_PER_PARTITION, 3: MAX_ENTRIES}
 
 
-def describe(url: str) -> str:
-    """The store's URL as it may be shown: without its password."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+def _never() -> bool:
+    return False
 
 
 class RedisStore:
@@ -78,68 +69,35 @@ class RedisStore:
         background_sweep: bool = False,
         on_expired: Callable[[int], None] | None = None,
     ) -> None:
-        self.url = url
-        self.name = describe(url)
+        # None: Redis's TIME stamps entries. A clock: its readings do (tests move time by hand).
+        self.redis = RedisLink(url, prefix, timeout, clock)
+        self.name = self.redis.name
+        self._run, self._command = self.redis.run, self.redis.command
         self.ttl = ttl
         self.grace = grace
         self.prefix = prefix
         self.timeout = timeout
-        # None: Redis's TIME stamps entries. A clock: its readings do (tests move time by hand).
         self.clock = clock
         self.limits = limits
         self.sweep_interval = sweep_interval
         self.background_sweep = background_sweep
         self.on_expired = on_expired
-        self._texts = sources()
-        self._lock = threading.Lock()
-        self._client: Any = None
-        self._scripts: Scripts | None = None
-        self._pid = 0
         self._calls = PendingCalls()
         self._cursor = "0"  # where the sweeper's round over the partitions stands
         self._background = Background(self)
+        self._changes = ChangeListener(self.client, f"{prefix}:changes", sweep_interval)
 
     # ----------------------------------------------------------------------------- Redis
 
     def client(self) -> Any:
-        """This process's client, made at first use (after Gunicorn's fork)."""
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._client = redis.Redis.from_url(
-                        self.url,
-                        socket_timeout=self.timeout,
-                        socket_connect_timeout=self.timeout,
-                        # One immediate retry on a broken connection (Redis restarted), none on
-                        # a timeout: a request waits one timeout at most, never a backoff.
-                        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-                    )
-                    self._scripts = Scripts(self._client, self._texts)
-                    self._pid = os.getpid()
-        return self._client
-
-    def _run(self, name: str, *args: object) -> Any:
-        """Run one script; its first arguments are always the prefix and the clock."""
-        self.client()
-        now = "" if self.clock is None else repr(self.clock())
-        try:
-            return getattr(self._scripts, name)(args=[self.prefix, now, *args])
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"{self.name}: {exc}") from None
-
-    def _command(self, name: str, *args: object, **kwargs: object) -> Any:
-        try:
-            return getattr(self.client(), name)(*args, **kwargs)
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"{self.name}: {exc}") from None
+        """This process's client of Redis (redis_scripts.RedisLink)."""
+        return self.redis.client()
 
     def close(self) -> None:
-        """Stop the sweeper and close this process's connections to Redis."""
+        """Stop the sweeper and the change listener, and close this process's connections."""
         self.stop_sweeper()
-        with self._lock:
-            client, self._client, self._scripts, self._pid = self._client, None, None, 0
-        if client is not None:
-            client.close()
+        self._changes.stop()
+        self.redis.close()
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers within the timeout."""
@@ -155,6 +113,7 @@ class RedisStore:
             limits.partitions,
             limits.entries_per_partition,
             limits.entries,
+            self.ttl,
         ]
         for c in conns:
             args += (c.uid, c.data_type, encode(c))
@@ -256,9 +215,9 @@ class RedisStore:
         return self._background.sweeper is not None
 
     def after_fork_in_child(self) -> None:
-        # A lock another parent thread held at the fork would never be released here.
-        self._lock = threading.Lock()
+        self.redis.after_fork_in_child()
         self._calls.after_fork_in_child()
+        self._changes.after_fork_in_child()
 
     def _report(self, removed: int) -> int:
         if removed and self.on_expired is not None:
@@ -312,12 +271,33 @@ class RedisStore:
         (bytes of UTF-8 sort as the text's code points do)."""
         low = "(" + after if after is not None and after >= prefix else "[" + prefix
         reply = self._run("page", partition, limit + 1, low, prefix)
-        if reply is None:
-            return None
-        now = float(reply[0])
-        rows = sorted(zip(reply[1::3], reply[2::3], reply[3::3], strict=True))[: limit + 1]
-        views = [_view(orjson.loads(json), now - float(stamp), self.ttl) for _, json, stamp in rows]
-        return views[:limit], len(views) > limit
+        return None if reply is None else page_views(reply, limit, self.ttl)
+
+    def partition_counts(self) -> tuple[list[PartitionCount], int]:
+        """Every partition's live and expired entries (exact: by the clock, not by the
+        sweeper's last visit), sorted by name, and the store's change index."""
+        flat = self._run("read", "partitions", self.ttl)
+        rows = [
+            PartitionCount(flat[i].decode(), flat[i + 1], flat[i + 2])
+            for i in range(1, len(flat), 3)
+        ]
+        rows.sort()
+        return rows, int(flat[0])
+
+    # ----------------------------------------------------------------------------- changes
+
+    def index(self, partition: str | None = None) -> int:
+        """The change index of ``partition``, or of the whole store (changes.py)."""
+        return int(self._run("read", "index", "" if partition is None else partition))
+
+    def wait_change(
+        self, partition: str, index: int, timeout: float, stop: Callable[[], bool] = _never
+    ) -> bool:
+        self._changes.ensure(min(timeout, self.timeout * 5))
+        return self._changes.notifier.wait(partition, self.index, index, timeout, stop=stop)
+
+    def wake_waiters(self) -> None:
+        self._changes.notifier.wake_all()
 
     # ----------------------------------------------------------------------------- stats
 
@@ -336,15 +316,3 @@ class RedisStore:
         except StoreUnavailable:
             self._calls.give_back(deltas)
             raise
-
-
-def _view(fields: dict[str, Any], age: float, ttl: float) -> EntryView:
-    return EntryView(
-        fields["uid"],
-        fields["uri"],
-        fields["data_type"],
-        fields["connection_type"],
-        fields["capacity"],
-        age,
-        age >= ttl,
-    )

@@ -10,7 +10,8 @@ if only ~= "" and not redis.call("ZSCORE", PARTS, only) then
   return {0, "0", 1, 0}
 end
 local t = now()
-local cutoff = t - tonumber(ARGV[3]) - tonumber(ARGV[4])
+local live = t - tonumber(ARGV[3])
+local cutoff = live - tonumber(ARGV[4])
 local every = tonumber(ARGV[9])
 if every > 0 then
   local due = only == "" and prefix .. ":reclaim" or key(only, "r")
@@ -37,10 +38,21 @@ for _, p in ipairs(names) do
   elseif newest and entries then
     local room = math.max(budget - used, 1)
     local old = redis.call("ZRANGEBYSCORE", key(p, "t"), "-inf", score(cutoff), "LIMIT", 0, room)
-    removed = removed + remove(p, old)
+    removed = removed + remove(p, old) -- a change, or the partition's removal
     used = used + #old
     if #old == room then
       return {removed, cursor, 0, used} -- more may have expired here: this page again
+    end
+    if #old == 0 then
+      -- Entries that expired since the last visit are a change too (changes.py), once.
+      local since = tonumber(redis.call("GET", key(p, "s")) or "")
+      local from = since and math.max(since, cutoff) or cutoff
+      if redis.call("ZCOUNT", key(p, "t"), "(" .. score(from), score(live)) > 0 then
+        changed(p)
+      end
+    end
+    if redis.call("ZSCORE", PARTS, p) then
+      redis.call("SET", key(p, "s"), score(live))
     end
   end
 end
