@@ -23,6 +23,10 @@ from redis.retry import Retry
 from connection_flask.store.errors import StoreUnavailable
 from connection_flask.store.values import Clock, EntryView
 
+# Connections to Redis per process: a script takes well under a millisecond, so a few dozen
+# serve thousands of concurrent requests (the change listener holds one of them).
+POOL_SIZE = 64
+
 NAMES = ("publish", "lookup", "retract", "sweep", "read", "page", "stats")
 
 
@@ -68,14 +72,19 @@ class RedisLink:
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
-                    self._client = redis.Redis.from_url(
+                    pool = redis.BlockingConnectionPool.from_url(
                         self.url,
+                        # A gevent worker may run thousands of requests at once: they share
+                        # this many connections, waiting up to the timeout for one.
+                        max_connections=POOL_SIZE,
+                        timeout=self.timeout,
                         socket_timeout=self.timeout,
                         socket_connect_timeout=self.timeout,
                         # One immediate retry on a broken connection (Redis restarted), none on
                         # a timeout: a request waits one timeout at most, never a backoff.
                         retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
                     )
+                    self._client = redis.Redis(connection_pool=pool)
                     self._scripts = Scripts(self._client, self._texts)
                     self._pid = os.getpid()
         return self._client
