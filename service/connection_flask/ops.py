@@ -27,7 +27,7 @@ def readyz() -> Response:
     try:
         st.registry.ping()  # Redis: one PING within the store's timeout
     except StoreUnavailable as exc:
-        return Response(f"store unavailable: {exc}", 503, mimetype="text/plain")
+        return Response(str(exc), 503, mimetype="text/plain")
     return Response("OK", mimetype="text/plain")
 
 

@@ -256,7 +256,7 @@ def test_the_sweeper_outlives_an_outage_and_says_so_once_each_way(
                 time.sleep(0.02)  # past the sweep lease
         said = [r.getMessage() for r in caplog.records]
         assert len(said) == 2, said
-        assert said[0].startswith(f"sweeper: {own_redis.url}: ")
+        assert said[0].startswith(f"sweeper: store unavailable: {own_redis.url}: ")
         assert said[1] == f"sweeper: {own_redis.url} answers again"
         with pytest.raises(StoreUnavailable):
             own_redis.stop()

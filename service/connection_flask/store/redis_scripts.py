@@ -96,13 +96,13 @@ class RedisLink:
         try:
             return getattr(self._scripts, name)(args=[self.prefix, now, *args])
         except redis.RedisError as exc:
-            raise StoreUnavailable(f"{self.name}: {exc}") from None
+            raise StoreUnavailable(f"store unavailable: {self.name}: {exc}") from None
 
     def command(self, name: str, *args: object, **kwargs: object) -> Any:
         try:
             return getattr(self.client(), name)(*args, **kwargs)
         except redis.RedisError as exc:
-            raise StoreUnavailable(f"{self.name}: {exc}") from None
+            raise StoreUnavailable(f"store unavailable: {self.name}: {exc}") from None
 
     def close(self) -> None:
         with self._lock:
