@@ -116,13 +116,22 @@ def test_probe_endpoints_answer_200(app_rules: set[str]) -> None:
         assert client.get(path).status_code == 200, path
 
 
+# Read by a library the service runs, not a setting: prometheus_client's multiprocess directory
+# (the Gunicorn master prepares it, connection_flask.multiprocess).
+LIBRARY_ENV = {"PROMETHEUS_MULTIPROC_DIR"}
+# The Redis store's setting, which the store's own branch of issue 14 adds to settings.py; the
+# deployments that use it are built on another branch. Empty once both are merged.
+PENDING_SETTINGS = {"CONNECTION_FLASK_STORE"} - ENVIRONMENT_VARIABLES
+
+
 @pytest.mark.parametrize("render", render_ids())
 def test_env_vars_are_read_by_the_service(renders: dict[str, list[Doc]], render: str) -> None:
     [docs] = [d for k, d in renders.items() if k.split(":", 1)[1] == render]
+    known = ENVIRONMENT_VARIABLES | LIBRARY_ENV | PENDING_SETTINGS
     for where, spec in pod_specs(docs):
         for c in spec["containers"]:
             names = {e["name"] for e in c.get("env", [])} - {"BASE_URL"}  # helm test's own
-            unknown = names - ENVIRONMENT_VARIABLES
+            unknown = names - known
             assert not unknown, f"{where}: the service reads no {sorted(unknown)}"
 
 
