@@ -112,10 +112,13 @@ def test_one_worker_keeps_single_process_metrics() -> None:
 
 
 def test_network_policy_lets_the_pods_reach_redis_and_dns_only() -> None:
-    egress = one(helm_template(REDIS), "NetworkPolicy")["spec"]["egress"]
-    dns, redis = egress
+    dns, redis = one(helm_template(REDIS), "NetworkPolicy")["spec"]["egress"]
     assert dns == {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
-    assert redis["ports"] == [{"port": 6379, "protocol": "TCP"}]
-    assert redis["to"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "redis"}}}]
+    assert redis == {"ports": [{"port": 6379, "protocol": "TCP"}]}, "any destination by default"
+    peer = "networkPolicy.redisEgressTo[0].podSelector.matchLabels.app=redis"
+    narrowed = helm_template(REDIS, sets=(peer, "networkPolicy.redisPort=6380"))
+    _, redis = one(narrowed, "NetworkPolicy")["spec"]["egress"]
+    assert redis["to"] == [{"podSelector": {"matchLabels": {"app": "redis"}}}]
+    assert redis["ports"] == [{"port": 6380, "protocol": "TCP"}]
     memory = one(helm_template(sets=("networkPolicy.enabled=true",)), "NetworkPolicy")
     assert memory["spec"]["egress"] == []
