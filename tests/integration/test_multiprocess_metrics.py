@@ -141,7 +141,10 @@ def start_pod(start: Callable[..., Server], redis_url: str, tmp_dir: Path) -> Se
         "CONNECTION_FLASK_WORKERS": "2",
         "CONNECTION_FLASK_WORKER_TMP_DIR": str(tmp_dir),
     }
-    return start([*COMMAND, APP], env=env)
+    server = start([*COMMAND, APP], env=env)
+    # Ready means one worker answers; wait for the other's app (its metric files) too.
+    wait_for(lambda: len(published_by_worker(metrics_dir(tmp_dir))) == 2, "the second worker")
+    return server
 
 
 def metrics_dir(tmp_dir: Path) -> Path:
