@@ -23,9 +23,9 @@ import orjson
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 
+from connection_flask.environ_keys import ENDPOINT_KEY
 from connection_flask.errors import Invalid
 from connection_flask.matching import Matcher, PatternError, compile_matcher
-from connection_flask.metrics import ENDPOINT_KEY
 from connection_flask.settings import Settings
 from connection_flask.state import state
 from connection_flask.store import EntryView, Store

@@ -11,8 +11,9 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from connection_flask import admin, admin_api, api, auth, logs, ops
+from connection_flask.environ_keys import ENDPOINT_KEY
 from connection_flask.errors import STORE_ERRORS, Rejected
-from connection_flask.metrics import ENDPOINT_KEY, Metrics
+from connection_flask.metrics import Metrics
 from connection_flask.openapi import bp as openapi_bp
 from connection_flask.registry import Clock, make_store
 from connection_flask.settings import Settings

@@ -14,7 +14,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-# Only settings: importing the WSGI module here would build an app in the Gunicorn master.
+# Only settings, and the multiprocess helper that imports no prometheus_client: importing the
+# WSGI module here would build an app (and fix the metrics' storage) in the Gunicorn master.
+from connection_flask import multiprocess
 from connection_flask.settings import MULTI_WORKER_MESSAGE, Settings
 
 _settings = Settings.from_env()
@@ -56,6 +58,20 @@ def on_starting(server: Any) -> None:
     if server.cfg.workers > 1 and _settings.store == "memory":
         raise SystemExit(MULTI_WORKER_MESSAGE.format(n=server.cfg.workers))
     raise_fd_limit(server.cfg.worker_connections + SPARE_FDS, server.log)
+    global _metrics_dir  # noqa: PLW0603 (the hooks share nothing else; on_exit removes it)
+    _metrics_dir = multiprocess.prepare(server.cfg.workers, server.cfg.worker_tmp_dir, server.log)
+
+
+# The Prometheus multiprocess directory on_starting created, if any (connection_flask.multiprocess).
+_metrics_dir: str | None = None
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    multiprocess.mark_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    multiprocess.remove(_metrics_dir)
 
 
 def raise_fd_limit(needed: int, log: Any) -> None:

@@ -1,12 +1,19 @@
 """Every Prometheus metric the service exports, defined in one place.
 
 Each app gets its own CollectorRegistry, so tests can build many apps without duplicated series.
-The in-memory registry lives in one Gunicorn worker (the app refuses more), so no multiprocess
-mode is needed: every scrape sees the one process's exact counts.
+With one process that registry is what /metrics shows. With several Gunicorn workers (a shared
+store allows them) the master sets PROMETHEUS_MULTIPROC_DIR before forking
+(connection_flask.multiprocess), every worker's counters and histograms go to files there, and a
+scrape, whichever worker answers it, adds them all up into the pod's total. Not through those
+files: the store's gauges, read from the store once per scrape (it is shared state, summing it per
+worker would count it twice), and the process_* metrics, which are one process's each
+(prometheus_client's multiprocess mode does not export them; the pod's CPU and memory are the
+kubelet's container metrics).
 """
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Callable, Iterator
 
@@ -18,12 +25,16 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
+    generate_latest,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from connection_flask import __version__
 from connection_flask.errors import REASONS
+from connection_flask.store.errors import StoreUnavailable
 
 # The _created series double the scrape size and no dashboard or alert here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -31,9 +42,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 PREFIX = "connection_flask"
 
 # Endpoint label values: the view names, plus "other" for unknown routes. Bounded by design. A
-# view may name its request's value in the WSGI environ under ENDPOINT_KEY instead: a watch is
-# labelled api_watch, so its wait stays out of the api_connections latency.
-ENDPOINT_KEY = "connection_flask.endpoint"
+# view may name its request's value in the WSGI environ under ENDPOINT_KEY instead (environ_keys).
 ENDPOINTS = (
     "publish",
     "getconnection",
@@ -112,7 +121,12 @@ class _RegistryGauges(Collector):
         self._counts = counts
 
     def collect(self) -> Iterator[Metric]:
-        partitions, stored, live = self._counts()
+        try:
+            partitions, stored, live = self._counts()
+        except StoreUnavailable:
+            # Redis down: the scrape still succeeds with every counter, the gauges go missing
+            # (a gap on the dashboard, not a made-up 0), and /readyz says why.
+            return
         yield GaugeMetricFamily(f"{PREFIX}_partitions", "Partitions held.", value=partitions)
         yield GaugeMetricFamily(
             f"{PREFIX}_stored_entries", "Entries held, expired or not.", value=stored
@@ -124,13 +138,25 @@ class _RegistryGauges(Collector):
         )
 
 
+def multiprocess_dir() -> str | None:
+    """The directory this process's metric values are written to, or None when they live in the
+    process. prometheus_client chose at its import, from PROMETHEUS_MULTIPROC_DIR then: ask
+    which value class it chose, not the variable, which may have been set too late."""
+    if values.ValueClass is values.MutexValue:
+        return None
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 class Metrics:
     def __init__(self, counts: Callable[[], tuple[int, int, int]]) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
-        r.register(_RegistryGauges(counts))
+        self.multiprocess_dir = multiprocess_dir()
+        self._store_gauges = _RegistryGauges(counts)
+        if self.multiprocess_dir is None:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            r.register(self._store_gauges)
         self.requests = Counter(
             f"{PREFIX}_requests",
             "HTTP requests answered, by endpoint, method and status code.",
@@ -177,6 +203,8 @@ class Metrics:
             "Always 1; the labels say which build is running.",
             ["version", "python"],
             registry=r,
+            # Every live worker says 1: reported once, not summed, and gone with its process.
+            multiprocess_mode="livemax",
         ).labels(__version__, platform.python_version()).set(1)
 
         for endpoint in ENDPOINTS:
@@ -193,6 +221,17 @@ class Metrics:
         }
         self._latency_children = {e: self.latency.labels(e) for e in ENDPOINTS}
         self._lookup_children = {o: self.lookups.labels(o) for o in LOOKUP_OUTCOMES}
+
+    def exposition(self) -> bytes:
+        """The /metrics body: this process's registry, or with several workers a fresh registry
+        per scrape that adds up every worker's files (prometheus_client's documented way)."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        PlatformCollector(registry=registry)  # python_info: the same in every worker
+        registry.register(self._store_gauges)
+        return generate_latest(registry)
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         if endpoint not in self._latency_children:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from connection_flask.state import state
 from connection_flask.store import StoreUnavailable
@@ -33,6 +33,6 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    # content_type, not mimetype: the constant already carries its charset, which Flask would add
-    # a second time.
-    return Response(generate_latest(state().metrics.registry), content_type=CONTENT_TYPE_LATEST)
+    # The pod's total across workers when several run (Metrics.exposition). content_type, not
+    # mimetype: the constant already carries its charset, which Flask would add a second time.
+    return Response(state().metrics.exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -20,7 +20,7 @@ import gevent
 from gunicorn.glogging import Logger as _GunicornLogger
 from gunicorn.workers.ggevent import GeventWorker as _GunicornGeventWorker
 
-from connection_flask.metrics import ENDPOINT_KEY
+from connection_flask.environ_keys import ENDPOINT_KEY
 from connection_flask.settings import Settings
 
 # Whether the connection served by this greenlet has had a request yet. Each greenlet runs in

@@ -134,6 +134,17 @@ def pod_specs(docs: list[Doc]) -> list[tuple[str, Doc]]:
     return out
 
 
+def registry_deployment(docs: list[Doc]) -> Doc:
+    """The service's Deployment (a render may hold others, e.g. the redis component's)."""
+    found = [
+        d
+        for d in by_kind(docs, "Deployment")
+        if any(c["name"] == "connection-flask" for c in d["spec"]["template"]["spec"]["containers"])
+    ]
+    assert len(found) == 1, f"expected one connection-flask Deployment, found {len(found)}"
+    return found[0]
+
+
 def main_container(deployment: Doc) -> Doc:
     containers = deployment["spec"]["template"]["spec"]["containers"]
     return next(c for c in containers if c["name"] == "connection-flask")

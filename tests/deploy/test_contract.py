@@ -24,6 +24,7 @@ from tests.deploy.conftest import (
     main_container,
     one,
     pod_specs,
+    registry_deployment,
     render_ids,
 )
 
@@ -101,7 +102,7 @@ def test_probe_paths_exist_in_the_app(
     renders: dict[str, list[Doc]], render: str, app_rules: set[str]
 ) -> None:
     [docs] = [d for k, d in renders.items() if k.split(":", 1)[1] == render]
-    container = main_container(one(docs, "Deployment"))
+    container = main_container(registry_deployment(docs))
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         get = container[probe]["httpGet"]
         assert get["path"] in app_rules, f"{probe} path {get['path']} is not a Flask route"
@@ -116,13 +117,19 @@ def test_probe_endpoints_answer_200(app_rules: set[str]) -> None:
         assert client.get(path).status_code == 200, path
 
 
+# Read by a library the service runs, not a setting: prometheus_client's multiprocess directory
+# (the Gunicorn master prepares it, connection_flask.multiprocess).
+LIBRARY_ENV = {"PROMETHEUS_MULTIPROC_DIR"}
+
+
 @pytest.mark.parametrize("render", render_ids())
 def test_env_vars_are_read_by_the_service(renders: dict[str, list[Doc]], render: str) -> None:
     [docs] = [d for k, d in renders.items() if k.split(":", 1)[1] == render]
+    known = ENVIRONMENT_VARIABLES | LIBRARY_ENV
     for where, spec in pod_specs(docs):
         for c in spec["containers"]:
             names = {e["name"] for e in c.get("env", [])} - {"BASE_URL"}  # helm test's own
-            unknown = names - ENVIRONMENT_VARIABLES
+            unknown = names - known
             assert not unknown, f"{where}: the service reads no {sorted(unknown)}"
 
 
@@ -191,8 +198,8 @@ def test_restricted_check_can_fail() -> None:
 @pytest.mark.parametrize("render", render_ids())
 def test_writable_tmp_for_gunicorn(renders: dict[str, list[Doc]], render: str) -> None:
     [docs] = [d for k, d in renders.items() if k.split(":", 1)[1] == render]
-    spec = one(docs, "Deployment")["spec"]["template"]["spec"]
-    c = main_container(one(docs, "Deployment"))
+    spec = registry_deployment(docs)["spec"]["template"]["spec"]
+    c = main_container(registry_deployment(docs))
     tmp_dir = {e["name"]: e.get("value") for e in c["env"]}["CONNECTION_FLASK_WORKER_TMP_DIR"]
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     assert tmp_dir in mounts, "the worker tmp dir must be a mounted, writable volume"
@@ -205,8 +212,8 @@ def test_termination_grace_covers_prestop_and_graceful_timeout(
     renders: dict[str, list[Doc]], render: str
 ) -> None:
     [docs] = [d for k, d in renders.items() if k.split(":", 1)[1] == render]
-    spec = one(docs, "Deployment")["spec"]["template"]["spec"]
-    c = main_container(one(docs, "Deployment"))
+    spec = registry_deployment(docs)["spec"]["template"]["spec"]
+    c = main_container(registry_deployment(docs))
     env = {e["name"]: e.get("value") for e in c["env"]}
     graceful = int(env["CONNECTION_FLASK_GRACEFUL_TIMEOUT"])
     drain = float(env["CONNECTION_FLASK_DRAIN_SECONDS"])

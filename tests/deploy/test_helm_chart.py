@@ -273,8 +273,9 @@ def test_monitoring_namespace_override() -> None:
     [
         ("config.entryTtl=soon", "entryTtl"),
         ("config.debugLevel=7", "debugLevel"),
-        ("gunicorn.workers=2", "workers"),
-        ("replicaCount=2", "replicaCount"),
+        ("gunicorn.workers=0", "workers"),
+        ("replicaCount=-1", "replicaCount"),
+        ("store.redis.url=http://redis:6379", "url"),
         ("service.port=http", "port"),
         ("serviceMonitor.enabled=maybe", "enabled"),
         ("serviceMonitor.interval=30", "interval"),

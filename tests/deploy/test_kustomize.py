@@ -26,8 +26,8 @@ CLUSTER_SCOPED = {"Namespace"}
 
 
 def test_tree_has_the_expected_parts() -> None:
-    assert {o.name for o in OVERLAYS} >= {"kind", "production"}
-    assert {c.name for c in COMPONENTS} >= {"prometheus", "network-policy"}
+    assert {o.name for o in OVERLAYS} >= {"kind", "production", "redis"}
+    assert {c.name for c in COMPONENTS} >= {"prometheus", "network-policy", "redis"}
 
 
 @pytest.mark.parametrize("path", [BASE, *OVERLAYS], ids=lambda p: p.name)
@@ -46,7 +46,8 @@ def test_renders_service_in_namespace(path: Path) -> None:
     pod_labels = deploy["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
     assert deploy["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
-    assert deploy["spec"]["replicas"] == 1
+    # Several replicas only where they share a Redis.
+    assert deploy["spec"]["replicas"] == (2 if path.name == "redis" else 1)
     assert (
         deploy["spec"]["template"]["spec"]["serviceAccountName"]
         == one(docs, "ServiceAccount")["metadata"]["name"]

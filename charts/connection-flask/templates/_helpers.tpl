@@ -114,3 +114,63 @@ Restricted container security context (Pod Security "restricted" profile).
 {{- define "connection-flask.containerSecurityContext" -}}
 {{- toYaml .Values.securityContext }}
 {{- end }}
+
+{{/*
+"true" when CONNECTION_FLASK_STORE comes from a Secret (store.redis.url or .existingSecret).
+*/}}
+{{- define "connection-flask.storeFromSecret" -}}
+{{- if or .Values.store.redis.url .Values.store.redis.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/*
+"true" when the registry is on Redis: a URL from a Secret, or one given as config.store.
+*/}}
+{{- define "connection-flask.redisStore" -}}
+{{- if or (include "connection-flask.storeFromSecret" .) (ne .Values.config.store "memory") }}true{{ end }}
+{{- end }}
+
+{{/*
+Name of the Secret the chart creates for an inline store.redis.url ("" when it creates none).
+*/}}
+{{- define "connection-flask.storeSecretName" -}}
+{{- if and .Values.store.redis.url (not .Values.store.redis.existingSecret) }}
+{{- printf "%s-store" (include "connection-flask.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Deployment strategy: the one given, else Recreate for the memory store (never two registries
+side by side) and, for Redis, a rolling update that adds a pod before removing one.
+*/}}
+{{- define "connection-flask.strategy" -}}
+{{- if .Values.strategy }}
+{{- toYaml .Values.strategy }}
+{{- else if include "connection-flask.redisStore" . }}
+type: RollingUpdate
+rollingUpdate:
+  maxSurge: 1
+  maxUnavailable: 0
+{{- else }}
+type: Recreate
+{{- end }}
+{{- end }}
+
+{{/*
+Refuse values that would split the registry or block every eviction.
+*/}}
+{{- define "connection-flask.checkScaling" -}}
+{{- if not (include "connection-flask.redisStore" .) }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- fail (printf "replicaCount (%d) > 1 needs the Redis store (store.redis.url or store.redis.existingSecret): with the memory store each pod would hold its own registry behind the one Service" (int .Values.replicaCount)) }}
+{{- end }}
+{{- if gt (int .Values.gunicorn.workers) 1 }}
+{{- fail (printf "gunicorn.workers (%d) > 1 needs the Redis store (store.redis.url or store.redis.existingSecret): with the memory store each worker would hold its own registry" (int .Values.gunicorn.workers)) }}
+{{- end }}
+{{- end }}
+{{- $min := .Values.podDisruptionBudget.minAvailable }}
+{{- if and .Values.podDisruptionBudget.enabled (gt (int .Values.replicaCount) 1) (not (kindIs "string" $min)) }}
+{{- if ge (int $min) (int .Values.replicaCount) }}
+{{- fail (printf "podDisruptionBudget.minAvailable (%d) must be below replicaCount (%d), or no pod could ever be evicted" (int $min) (int .Values.replicaCount)) }}
+{{- end }}
+{{- end }}
+{{- end }}
