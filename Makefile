@@ -50,8 +50,9 @@ fmt: venv ## Format the code with ruff.
 	$(VENV)/bin/ruff check --fix service tests bench
 
 .PHONY: test
-test: lint tools ## Lint, then run unit, integration, deploy-render and local e2e tests.
+test: lint tools ## Lint, then run unit, integration, deploy-render and local e2e tests, then the integration tests again with every server on Redis.
 	$(VPY) -m pytest -q -p no:cacheprovider
+	CONNECTION_FLASK_TEST_STORE=redis $(VPY) -m pytest -q -p no:cacheprovider tests/integration
 
 .PHONY: test-unit
 test-unit: venv ## Run only the unit tests (fast).

@@ -234,12 +234,11 @@ def render(data: dict[str, Any]) -> str:
     main_configs = list(
         dict.fromkeys(r.config for r in results if r.group in ("publish", "lookup", "mixed"))
     )
+    rows = lane_rows(results)
     for config in main_configs:
-        role = ""
-        if config.endswith("(default)"):
-            role = ": the shipped default"
-        elif config == lanes.REFERENCE and len(main_configs) > 1:
-            role = ": the previous default, for comparison"
+        if rows and config == lanes.REFERENCE:
+            continue  # its figures are in the worker-class table below, beside the default's
+        role = ": the shipped default" if config.endswith("(default)") else ""
         parts += [
             "",
             f"### Scenarios ({config}{role})",
@@ -258,7 +257,6 @@ def render(data: dict[str, Any]) -> str:
             + ", ".join(f"{r.entries:,} entries {r.rss_mb:.0f} MB [{r.config}]" for r in rss)
             + ".",
         ]
-    rows = lane_rows(results)
     if rows:
         default = next(r.config for r in results if r.versus)
         parts += [

@@ -26,6 +26,11 @@ from connection_flask.store.values import Clock, EntryView
 # Connections to Redis per process: a script takes well under a millisecond, so a few dozen
 # serve thousands of concurrent requests (the change listener holds one of them).
 POOL_SIZE = 64
+# How long a request may queue for one of them. Longer than the socket timeout: a queue is this
+# process's own burst (1,000 watches woken by one change queue ~2,000 scripts), not a Redis
+# fault, and answering it 503 after STORE_TIMEOUT refused most of such a burst (measured with
+# bench/watch.py --store redis). A hung Redis still frees every connection within the timeout.
+POOL_WAIT = 2.0
 
 NAMES = ("publish", "lookup", "retract", "sweep", "read", "page", "stats")
 
@@ -75,9 +80,9 @@ class RedisLink:
                     pool = redis.BlockingConnectionPool.from_url(
                         self.url,
                         # A gevent worker may run thousands of requests at once: they share
-                        # this many connections, waiting up to the timeout for one.
+                        # this many connections, queueing for one up to POOL_WAIT.
                         max_connections=POOL_SIZE,
-                        timeout=self.timeout,
+                        timeout=max(POOL_WAIT, self.timeout),
                         socket_timeout=self.timeout,
                         socket_connect_timeout=self.timeout,
                         # One immediate retry on a broken connection (Redis restarted), none on
