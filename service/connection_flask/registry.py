@@ -15,6 +15,7 @@ from connection_flask.store import (
     Connection,
     EntryView,
     LimitExceeded,
+    Limits,
     MemoryStore,
     PublishResult,
     RedisStore,
@@ -23,7 +24,6 @@ from connection_flask.store import (
     StoreUnavailable,
 )
 from connection_flask.store.expiry import SWEEP_CHUNK, SWEEP_PER_PASS
-from connection_flask.store.limits import Limits
 
 Registry = MemoryStore
 
@@ -49,9 +49,7 @@ def make_store(
             ttl,
             grace,
             clock=clock,
-            max_partitions=limits.partitions,
-            max_entries_per_partition=limits.entries_per_partition,
-            max_entries=limits.entries,
+            limits=limits,
             **sweeping,
         )
     return RedisStore(
@@ -75,6 +73,7 @@ __all__ = [
     "Connection",
     "EntryView",
     "LimitExceeded",
+    "Limits",
     "PublishResult",
     "RedisStore",
     "Registry",

@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from connection_flask.app import create_app
-from connection_flask.registry import Registry
+from connection_flask.registry import Limits, Registry
 from connection_flask.settings import Settings, SettingsError
 from tests.helpers import FakeClock, conn
 
@@ -183,7 +183,7 @@ def test_entries_past_the_total_limit_are_429_across_partitions() -> None:
 
 def test_total_entry_count_follows_retract_purge_sweep_and_reset() -> None:
     clock = FakeClock()
-    reg = Registry(10, 5, clock=clock, max_entries=3)
+    reg = Registry(10, 5, clock=clock, limits=Limits(entries=3))
     from connection_flask.registry import Connection
 
     def c(uid: str) -> Connection:

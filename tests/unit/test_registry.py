@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from connection_flask.matching import compile_matcher
-from connection_flask.registry import Connection, LimitExceeded, Registry
+from connection_flask.registry import Connection, LimitExceeded, Limits, Registry
 from tests.helpers import FakeClock
 
 TTL, GRACE = 10.0, 60.0
@@ -153,7 +153,9 @@ def test_full_match_semantics(registry: Registry) -> None:
 
 
 def test_limits_refuse_growth_and_store_nothing(clock: FakeClock) -> None:
-    registry = Registry(TTL, GRACE, clock=clock, max_partitions=1, max_entries_per_partition=2)
+    registry = Registry(
+        TTL, GRACE, clock=clock, limits=Limits(partitions=1, entries_per_partition=2)
+    )
     registry.publish("p", [c("a")])
     with pytest.raises(LimitExceeded, match="CONNECTION_FLASK_MAX_PARTITIONS"):
         registry.publish("q", [c("a")])
@@ -167,7 +169,7 @@ def test_limits_refuse_growth_and_store_nothing(clock: FakeClock) -> None:
 def test_max_partitions_wedge_recovers_once_the_partitions_expire_past_the_grace(
     clock: FakeClock,
 ) -> None:
-    registry = Registry(TTL, GRACE, clock=clock, max_partitions=5)
+    registry = Registry(TTL, GRACE, clock=clock, limits=Limits(partitions=5))
     for i in range(5):
         registry.publish(f"p{i}", [c("a")])
     with pytest.raises(LimitExceeded, match="CONNECTION_FLASK_MAX_PARTITIONS"):
@@ -183,7 +185,7 @@ def test_max_partitions_wedge_recovers_once_the_partitions_expire_past_the_grace
 
 
 def test_a_partition_with_a_recent_publish_is_not_reclaimed(clock: FakeClock) -> None:
-    registry = Registry(TTL, GRACE, clock=clock, max_partitions=2)
+    registry = Registry(TTL, GRACE, clock=clock, limits=Limits(partitions=2))
     registry.publish("old", [c("a")])
     registry.publish("kept", [c("a")])
     clock.advance(TTL + GRACE - 1)
@@ -194,7 +196,7 @@ def test_a_partition_with_a_recent_publish_is_not_reclaimed(clock: FakeClock) ->
 
 
 def test_purge_frees_partition_slots(clock: FakeClock) -> None:
-    registry = Registry(TTL, GRACE, clock=clock, max_partitions=2)
+    registry = Registry(TTL, GRACE, clock=clock, limits=Limits(partitions=2))
     registry.publish("p", [c("a")])
     registry.publish("q", [c("a")])
     clock.advance(TTL)
@@ -204,7 +206,7 @@ def test_purge_frees_partition_slots(clock: FakeClock) -> None:
 
 
 def test_max_entries_recovers_once_entries_expire_past_the_grace(clock: FakeClock) -> None:
-    registry = Registry(TTL, GRACE, clock=clock, max_entries=4)
+    registry = Registry(TTL, GRACE, clock=clock, limits=Limits(entries=4))
     registry.publish("p", [c("a"), c("b")])
     registry.publish("q", [c("a")])
     clock.advance(GRACE)
@@ -220,7 +222,7 @@ def test_max_entries_recovers_once_entries_expire_past_the_grace(clock: FakeCloc
 def test_max_entries_per_partition_recovers_once_entries_expire_past_the_grace(
     clock: FakeClock,
 ) -> None:
-    registry = Registry(TTL, GRACE, clock=clock, max_entries_per_partition=2)
+    registry = Registry(TTL, GRACE, clock=clock, limits=Limits(entries_per_partition=2))
     registry.publish("p", [c("a"), c("b")])
     clock.advance(TTL + GRACE)
     registry.publish("p", [c("b")])
@@ -234,7 +236,12 @@ def test_reclaiming_entries_at_a_limit_walks_at_most_once_per_sweep_interval(
 ) -> None:
     removed: list[int] = []
     registry = Registry(
-        TTL, GRACE, clock=clock, max_entries=3, sweep_interval=5.0, on_expired=removed.append
+        TTL,
+        GRACE,
+        clock=clock,
+        limits=Limits(entries=3),
+        sweep_interval=5.0,
+        on_expired=removed.append,
     )
     registry.publish("p", [c("a")])
     clock.advance(1)
@@ -253,7 +260,7 @@ def test_reclaiming_entries_at_a_limit_walks_at_most_once_per_sweep_interval(
 
 
 def test_a_registry_at_its_limit_with_nothing_expired_still_refuses(clock: FakeClock) -> None:
-    registry = Registry(TTL, GRACE, clock=clock, max_partitions=1, max_entries=2)
+    registry = Registry(TTL, GRACE, clock=clock, limits=Limits(partitions=1, entries=2))
     registry.publish("p", [c("a"), c("b")])
     clock.advance(TTL + GRACE - 1)
     registry.publish("p", [c("a"), c("b")])

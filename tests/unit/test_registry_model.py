@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from connection_flask.matching import compile_matcher
-from connection_flask.registry import Connection, EntryView, LimitExceeded, Registry
+from connection_flask.registry import Connection, EntryView, LimitExceeded, Limits, Registry
 from tests.helpers import FakeClock
 
 TTL, GRACE = 10.0, 5.0
@@ -68,9 +68,11 @@ class RegistryVersusModel(RuleBasedStateMachine):
             TTL,
             GRACE,
             clock=self.clock,
-            max_partitions=MAX_PARTITIONS,
-            max_entries_per_partition=MAX_PER_PARTITION,
-            max_entries=MAX_TOTAL,
+            limits=Limits(
+                partitions=MAX_PARTITIONS,
+                entries_per_partition=MAX_PER_PARTITION,
+                entries=MAX_TOTAL,
+            ),
         )
         self.model: dict[str, ModelPartition] = {}
 

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from connection_flask.matching import Matcher
 from connection_flask.store.errors import StoreUnavailable
-from connection_flask.store.limits import LimitExceeded
+from connection_flask.store.limits import LimitExceeded, Limits
 from connection_flask.store.memory import MemoryStore
 from connection_flask.store.redis_store import RedisStore
 from connection_flask.store.stats import CallStats
@@ -109,6 +109,7 @@ __all__ = [
     "Connection",
     "EntryView",
     "LimitExceeded",
+    "Limits",
     "MemoryStore",
     "PartitionCount",
     "PublishResult",

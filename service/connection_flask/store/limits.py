@@ -69,5 +69,7 @@ class Limits:
         return LimitExceeded(setting, f"{whose} would hold {count} entries ({setting}={limit})")
 
 
+NO_LIMITS = Limits()  # both stores' default: nothing bounded
+
 # Read by refusal for a partition not created yet; never written.
 _NO_ENTRIES: dict[str, Entry] = {}

@@ -29,7 +29,7 @@ from connection_flask.matching import Matcher
 from connection_flask.store.changes import Notifier
 from connection_flask.store.entries import Entry, uid_of
 from connection_flask.store.expiry import SWEEP_CHUNK, SWEEP_PER_PASS, Sweeper, Walk, reclaim_walk
-from connection_flask.store.limits import LimitExceeded, Limits
+from connection_flask.store.limits import NO_LIMITS, LimitExceeded, Limits
 from connection_flask.store.partition import Partitions
 from connection_flask.store.stats import CallCounter, CallStats
 from connection_flask.store.values import (
@@ -53,9 +53,7 @@ class MemoryStore:
         grace: float,
         *,
         clock: Clock = time.monotonic,
-        max_partitions: int = 0,
-        max_entries_per_partition: int = 0,
-        max_entries: int = 0,
+        limits: Limits = NO_LIMITS,
         sweep_interval: float = 1.0,
         background_sweep: bool = False,
         on_expired: Callable[[int], None] | None = None,
@@ -63,7 +61,7 @@ class MemoryStore:
         self.ttl = ttl
         self.grace = grace
         self.clock = clock
-        self.limits = Limits(max_partitions, max_entries_per_partition, max_entries)
+        self.limits = limits
         # Seconds between two passes of the sweeper, and the least time between two reclaims of
         # entries at a limit (so a client at a limit cannot make every publish walk the store).
         self.sweep_interval = sweep_interval

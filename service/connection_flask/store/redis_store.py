@@ -31,6 +31,7 @@ from connection_flask.store.limits import (
     MAX_ENTRIES,
     MAX_ENTRIES_PER_PARTITION,
     MAX_PARTITIONS,
+    NO_LIMITS,
     Limits,
 )
 from connection_flask.store.redis_calls import Background, PendingCalls, call_stats
@@ -42,7 +43,6 @@ from connection_flask.store.values import PartitionCount, PublishResult, Retract
 if TYPE_CHECKING:  # in annotations only
     from connection_flask.store.values import Clock, Connection, EntryView
 
-NO_LIMITS = Limits()
 # Index members one lookup script reads at most: about 5 ms of Redis's time (a script holds
 # Redis whole while it runs); a bigger answer takes several calls.
 LOOKUP_CHUNK = 2_000
