@@ -20,6 +20,7 @@ from flask import Blueprint, Response, request
 
 from connection_flask.admin_html import ROWS_PER_YIELD, STYLE, Page, href, section, stats_html
 from connection_flask.errors import Invalid
+from connection_flask.query_args import single_values
 from connection_flask.settings import Settings
 from connection_flask.state import state
 from connection_flask.store import Store
@@ -58,32 +59,16 @@ class _Query:
 
 
 _PARAMETERS = ("partition", "uid", "after", "partitions_after")
+_LENGTHS = {  # parameter -> the setting bounding its length
+    "partition": "max_partition_length",
+    "partitions_after": "max_partition_length",
+    "uid": "max_uid_length",
+    "after": "max_uid_length",
+}
 
 
 def _query(settings: Settings) -> _Query:
-    args = request.args
-    unknown = sorted(set(args) - set(_PARAMETERS))
-    if unknown:
-        raise Invalid(
-            f"unknown query parameter {unknown[0]!r}: GET / takes {', '.join(_PARAMETERS)}"
-        )
-    values: dict[str, str] = {}
-    for name in _PARAMETERS:
-        given = args.getlist(name)
-        if len(given) > 1:
-            raise Invalid(f"query parameter {name!r} is given {len(given)} times; give it once")
-        values[name] = given[0] if given else ""
-    limits = {
-        "partition": ("MAX_PARTITION_LENGTH", settings.max_partition_length),
-        "partitions_after": ("MAX_PARTITION_LENGTH", settings.max_partition_length),
-        "uid": ("MAX_UID_LENGTH", settings.max_uid_length),
-        "after": ("MAX_UID_LENGTH", settings.max_uid_length),
-    }
-    for name, (setting, limit) in limits.items():
-        if len(values[name]) > limit:
-            raise Invalid(
-                f"query parameter {name!r} is longer than CONNECTION_FLASK_{setting} ({limit})"
-            )
+    values = single_values(request.args, _PARAMETERS, settings, _LENGTHS, endpoint="GET /")
     q = _Query(**values)
     if q.after and not q.partition:
         raise Invalid("query parameter 'after' pages through one partition: give 'partition' too")

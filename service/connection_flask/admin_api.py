@@ -26,6 +26,7 @@ from flask.blueprints import BlueprintSetupState
 from connection_flask.environ_keys import ENDPOINT_KEY
 from connection_flask.errors import Invalid
 from connection_flask.matching import Matcher, PatternError, compile_matcher
+from connection_flask.query_args import single_values
 from connection_flask.settings import Settings
 from connection_flask.state import state
 from connection_flask.store import EntryView, Store
@@ -137,29 +138,19 @@ class _Query:
     wait: float  # seconds, already cut to CONNECTION_FLASK_WATCH_MAX_WAIT
 
 
+_LENGTHS = {  # parameter -> the setting bounding its length
+    "uid_regex": "max_regex_length",
+    "data_type": "max_data_type_length",
+    "cursor": "max_uid_length",
+}
+
+
 def _no_parameters() -> None:
-    if request.args:
-        raise Invalid(f"unknown query parameter {next(iter(request.args))!r}: this takes none")
+    single_values(request.args, (), state().settings, {}, endpoint="this")
 
 
 def _query(settings: Settings) -> _Query:
-    values: dict[str, str] = {}
-    for name, given in request.args.lists():
-        if name not in _PARAMETERS:
-            raise Invalid(f"unknown query parameter {name!r}: this takes {', '.join(_PARAMETERS)}")
-        if len(given) > 1:
-            raise Invalid(f"query parameter {name!r} is given {len(given)} times; give it once")
-        values[name] = given[0]
-    for name, setting, limit in (
-        ("uid_regex", "MAX_REGEX_LENGTH", settings.max_regex_length),
-        ("data_type", "MAX_DATA_TYPE_LENGTH", settings.max_data_type_length),
-        ("cursor", "MAX_UID_LENGTH", settings.max_uid_length),
-    ):
-        if len(values.get(name, "")) > limit:
-            raise Invalid(
-                f"query parameter {name!r} is longer than CONNECTION_FLASK_{setting} ({limit})",
-                "too_long",
-            )
+    values = single_values(request.args, _PARAMETERS, settings, _LENGTHS, endpoint="this")
     try:
         matcher = compile_matcher(values.get("uid_regex", ".*"))
     except PatternError as exc:
