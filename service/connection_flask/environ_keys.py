@@ -8,3 +8,10 @@ sets PROMETHEUS_MULTIPROC_DIR, nor redis (and so ssl) before gevent patches it i
 # A view may name its request's metrics endpoint label here instead of its route's name: a watch
 # is "api_watch", so its wait stays out of the connections endpoint's latency.
 ENDPOINT_KEY = "connection_flask.endpoint"
+
+# Set by the gevent worker (worker.py) on each request: ``send(status, wire)`` writes a whole
+# answer to the socket at once, ``wire`` being its header lines, a blank line and its body (the
+# server adds its own first), and yields; it returns what the WSGI app must return so that the
+# worker writes nothing more, or None (nothing sent) if the connection is not kept alive after
+# this request, the request is not a GET, or the worker logs this answer (watches.py).
+SEND_KEY = "connection_flask.send"

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 
 def first_index() -> int:
@@ -39,42 +39,55 @@ def first_index() -> int:
     return time.time_ns() // 1_000
 
 
+class _Wait:
+    """One waiting request: its event, and the index the change that woke it gave (None when
+    the waker did not say: a reset, a drain, or a message from a replica that does not send it)."""
+
+    __slots__ = ("event", "index")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.index: int | None = None
+
+
 class Notifier:
-    """The events of the requests waiting for each partition to change.
+    """The requests waiting for each partition to change.
 
     ``notify`` may be called with the store's lock held: it takes a lock of its own for a few
     dictionary operations and sets events, neither of which blocks or switches greenlets.
     Under gevent it must be called from the worker's thread, which monkey patching ensures for
-    anything started with ``threading.Thread``."""
+    anything started with ``threading.Thread``.
+
+    A change hands its new index to the waits it wakes, so that a woken wait does not read it
+    again: one change wakes every watch of its partition at once, and on a shared store each
+    read would be a round trip (1,000 watches woken on Redis: p99 650 -> ... ms)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiting: dict[str, set[threading.Event]] = {}
+        self._waiting: dict[str, set[_Wait]] = {}
 
-    def notify(self, partition: str) -> None:
-        """Wake every wait on ``partition``."""
+    def notify(self, partition: str, index: int | None = None) -> None:
+        """Wake every wait on ``partition``, whose index is now ``index`` if given."""
         with self._lock:
-            events = self._waiting.pop(partition, None)
-        for event in events or ():
-            event.set()
+            waits = self._waiting.pop(partition, None)
+        _wake(waits or (), index)
 
-    def notify_unheld(self, held: Callable[[str], bool]) -> None:
-        """Wake every wait on a partition that is not held: a removal raised their index."""
+    def notify_unheld(self, held: Callable[[str], bool], index: int) -> None:
+        """Wake every wait on a partition that is not held: a removal raised their index to
+        ``index``."""
         with self._lock:
             names = [name for name in self._waiting if not held(name)]
             woken = [self._waiting.pop(name) for name in names]
-        for events in woken:
-            for event in events:
-                event.set()
+        for waits in woken:
+            _wake(waits, index)
 
     def wake_all(self) -> None:
-        """Wake every wait (a reset, or a shutdown that should not wait for them); each checks
+        """Wake every wait (a reset, or a shutdown that should not wait for them); each reads
         its partition's index again and goes back to waiting if it has not grown."""
         with self._lock:
             woken, self._waiting = list(self._waiting.values()), {}
-        for events in woken:
-            for event in events:
-                event.set()
+        for waits in woken:
+            _wake(waits, None)
 
     def wait(
         self,
@@ -84,39 +97,48 @@ class Notifier:
         timeout: float,
         *,
         stop: Callable[[], bool],
-    ) -> bool:
-        """Block until ``current(partition)`` is no longer ``index``, or ``timeout`` seconds pass,
-        or ``stop()`` holds when a wake-up (such as wake_all) comes; returns whether the index
-        moved. It moves by growing; an ``index`` above the current one was never given by this
-        process (it comes from before a restart, or was made up), and answers at once too."""
+    ) -> int | None:
+        """Block until the index of ``partition`` is no longer ``index``, or ``timeout`` seconds
+        pass, or ``stop()`` holds when a wake-up (such as wake_all) comes; returns the index it
+        moved to, or None if it did not move. It moves by growing; an ``index`` above the
+        current one was never given by this process (it comes from before a restart, or was
+        made up), and answers at once too. ``current`` reads the index from the store."""
         deadline = time.monotonic() + timeout
-        while True:
-            if current(partition) != index:
-                return True
+        now = current(partition)
+        while now == index:
             left = deadline - time.monotonic()
             if left <= 0 or stop():
-                return False
-            event = threading.Event()
+                return None
+            wait = _Wait()
             with self._lock:
-                self._waiting.setdefault(partition, set()).add(event)
+                self._waiting.setdefault(partition, set()).add(wait)
             try:
                 # Read again once registered: a change between the first read and the
                 # registration notified nobody, but shows here.
-                if current(partition) != index:
-                    continue
-                event.wait(left)
+                now = current(partition)
+                if now != index:
+                    break
+                wait.event.wait(left)
             finally:
-                self._forget(partition, event)
+                self._forget(partition, wait)
+            now = current(partition) if wait.index is None else wait.index
+        return now
 
     def waiting(self) -> int:
         """How many waits are registered (tests and the watch gauge's checks)."""
         with self._lock:
-            return sum(len(events) for events in self._waiting.values())
+            return sum(len(waits) for waits in self._waiting.values())
 
-    def _forget(self, partition: str, event: threading.Event) -> None:
+    def _forget(self, partition: str, wait: _Wait) -> None:
         with self._lock:
-            events = self._waiting.get(partition)
-            if events is not None:
-                events.discard(event)
-                if not events:
+            waits = self._waiting.get(partition)
+            if waits is not None:
+                waits.discard(wait)
+                if not waits:
                     del self._waiting[partition]
+
+
+def _wake(waits: Iterable[_Wait], index: int | None) -> None:
+    for wait in waits:
+        wait.index = index
+        wait.event.set()
