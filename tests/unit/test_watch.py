@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from connection_flask.app import create_app
 from connection_flask.settings import Settings
 from connection_flask.store import Connection, MemoryStore
+from connection_flask.store.changes import Notifier
 from connection_flask.watches import SHARE_SECONDS, SHARED_ANSWERS, WATCHES, Watches
 from tests.helpers import FakeClock, conn
 
@@ -179,6 +180,7 @@ def test_a_watch_beyond_the_most_allowed_gets_429_with_retry_after(
     assert r.headers["Retry-After"] == "1"
     assert "CONNECTION_FLASK_MAX_WATCHES" in r.json["error"]
     assert int(r.headers["X-Registry-Index"]) == n
+    assert 'rejected_requests_total{reason="too_many_watches"} 1.0' in client.get("/metrics").text
     publish(client, "b")
     assert [answered(w).status_code for w in waiting] == [200, 200, 200]
     assert client.get(f"{URL}?index={n}&wait=30s").status_code == 200  # room again, and changed
@@ -252,6 +254,37 @@ def test_wait_change_wakes_on_a_change_from_another_thread() -> None:
     start_time = time.monotonic()
     assert s.wait_change("p", n, 10.0)
     assert time.monotonic() - start_time < 5
+
+
+def test_a_woken_wait_takes_its_index_from_the_change_and_reads_none() -> None:
+    notifier, reads = Notifier(), []
+
+    def current(partition: str) -> int:
+        reads.append(partition)
+        return 5
+
+    threading.Timer(0.1, notifier.notify, ("p", 9)).start()
+    assert notifier.wait("p", current, 5, 10.0, stop=lambda: False) == 9
+    assert reads == ["p", "p"]  # before and once registered; none once woken
+
+
+def test_many_waits_on_a_partition_all_wake_and_none_stays_registered() -> None:
+    s = MemoryStore(10.0, 60.0)
+    s.publish("p", [Connection("a", "tcp://x:1", "T", 0)])
+    n = s.index("p")
+    woken: list[int | None] = []
+    threads = [
+        threading.Thread(target=lambda: woken.append(s.wait_change("p", n, 10.0)))
+        for _ in range(20)
+    ]
+    for t in threads:
+        t.start()
+    s.publish("p", [Connection("b", "tcp://x:1", "T", 0)])
+    for t in threads:
+        t.join(5)
+    assert woken == [s.index("p")] * 20
+    assert s.wait_change("p", n, 0.01) == s.index("p")  # moved: at once, nothing registered
+    assert s._parts.notifier.waiting() == 0
 
 
 def test_wait_change_ends_after_wake_waiters_once_stop_holds() -> None:

@@ -97,8 +97,5 @@ class ChangeListener:
         if data.startswith("i"):  # "i<index> <partition>"
             index, _, partition = data[1:].partition(" ")
             self.notifier.notify(partition, int(index))
-        elif data.startswith("p"):  # "p<partition>", from a replica of the version before
-            # (a rolling update): the wait reads the index itself
-            self.notifier.notify(data[1:])
-        else:
+        else:  # "*", or another form from another version (a rolling update): all read again
             self.notifier.wake_all()
