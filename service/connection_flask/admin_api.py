@@ -29,7 +29,7 @@ from connection_flask.matching import Matcher, PatternError, compile_matcher
 from connection_flask.settings import Settings
 from connection_flask.state import state
 from connection_flask.store import EntryView, Store
-from connection_flask.watches import Answer, Watches, respond
+from connection_flask.watches import Watches
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/v1")
 
@@ -77,22 +77,17 @@ def api_connections(partition: str) -> Response:
         return _answer(*_render(registry, partition, index, q), index)
     request.environ[ENDPOINT_KEY] = "api_watch"
     watches = Watches.of_app()
+    query = (partition, q.matcher.pattern, q.data_type, q.limit, q.cursor)
     try:
-        moved = watches.wait(partition, q.index, q.wait)
+        moved = watches.wait(partition, q.index, q.wait, query)
     except TooManyWatches as refused:
         refused.headers[INDEX_HEADER] = str(registry.index(partition))
         raise
     # A change tells the index to the watches it wakes; a wait that ended otherwise reads it.
     index = registry.index(partition) if moved is None else moved
-    # The watches one change wakes ask for the same answer at the same moment: one renders
-    # it, the others send it on (watches.py).
-    key = (partition, index, q.matcher.pattern, q.data_type, q.limit, q.cursor)
-    answer = watches.shared(key)
-    if answer is None:
-        answer = watches.share(
-            key, Answer.of(_answer(*_render(registry, partition, index, q), index))
-        )
-    return respond(answer)
+    return watches.answer(
+        query, index, lambda: _answer(*_render(registry, partition, index, q), index)
+    )
 
 
 def _render(registry: Store, partition: str, index: int, q: _Query) -> tuple[bytes, int]:

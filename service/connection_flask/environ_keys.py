@@ -9,9 +9,7 @@ sets PROMETHEUS_MULTIPROC_DIR, nor redis (and so ssl) before gevent patches it i
 # is "api_watch", so its wait stays out of the connections endpoint's latency.
 ENDPOINT_KEY = "connection_flask.endpoint"
 
-# Set by the gevent worker (worker.py) on each request: ``send(status, wire)`` writes a whole
-# answer to the socket at once, ``wire`` being its header lines, a blank line and its body (the
-# server adds its own first), and yields; it returns what the WSGI app must return so that the
-# worker writes nothing more, or None (nothing sent) if the connection is not kept alive after
-# this request, the request is not a GET, or the worker logs this answer (watches.py).
+# Set by the gevent worker on each request unless it logs answered watches: a worker.Sender,
+# which writes a whole answer to the socket itself (watches.py). ``wire`` is the answer's
+# header lines, a blank line and its body; the server puts its own first.
 SEND_KEY = "connection_flask.send"

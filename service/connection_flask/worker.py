@@ -6,7 +6,7 @@ the first request included; this worker bounds the first request's headers by
 CONNECTION_FLASK_HEADER_TIMEOUT instead, so a connection that has sent nothing, or trickles its
 headers, is closed at that deadline, and an idle keep-alive connection at the keep-alive timeout.
 It also yields after each response, so one busy keep-alive connection cannot starve the
-others, and offers the application a way to write an answer at once (``send``, for watches).
+others, and offers the application a way to write an answer at once (Sender, for watches).
 The request body's deadline is the application's (connection_flask.body).
 """
 
@@ -73,13 +73,13 @@ class GeventWorker(_GunicornGeventWorker):  # type: ignore[misc]
 
 class _Answering:
     """The application as this worker calls it: the socket is corked when a response starts,
-    and uncorked when it is done (handle_request), and ``send`` is offered (SEND_KEY).
+    and uncorked when it is done (handle_request), and a Sender is offered (SEND_KEY).
 
     Gunicorn writes a response's headers and its body with a send each: two TCP segments, so
     two wake-ups of the client and twice the kernel's per-segment work, which was most of the
     CPU a woken watch took. Corked, the kernel sends them as one segment when the response is
     done (or when a full segment is ready, for a long body). Corked only once it starts, a
-    request answered by ``send`` is sent by that one write."""
+    request answered by its Sender is sent by that one write."""
 
     def __init__(self, app: Any, *, offer_send: bool) -> None:
         self.__wrapped__ = app  # as functools.wraps names it: inspect.unwrap finds the app
@@ -91,7 +91,7 @@ class _Answering:
         if not isinstance(resp, Response):
             return self.__wrapped__(environ, start_response)
         if self.offer_send:
-            environ[SEND_KEY] = functools.partial(send, resp)
+            environ[SEND_KEY] = Sender(resp)
 
         def corked(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             _cork(resp.sock, 1)
@@ -100,31 +100,60 @@ class _Answering:
         return self.__wrapped__(environ, corked)
 
 
-def send(resp: Response, status: str, wire: bytes) -> object | None:
-    """Write a whole answer at once (environ_keys.SEND_KEY): Gunicorn's status line and its own
-    headers as its writer makes them (Server, Date, Connection), then ``wire``, in one send.
-    Gunicorn's writer costs about 35 us an answer (validating and formatting each header,
-    then two sends), and the watches one change wakes are answered one after the other.
-    Returns Gunicorn's sign that the app answered by itself, so the worker goes on to the next
-    request on the connection; None, having sent nothing, if the connection is to close after
-    this request (Gunicorn's writer then says so) or the request is not a GET."""
-    req = resp.req
-    if resp.must_close or req.should_close() or req.method != "GET":
-        return None
-    head = (
-        f"HTTP/{req.version[0]}.{req.version[1]} {status}\r\nServer: {resp.version}\r\n"
-        f"Date: {_date(int(time.time()))}\r\nConnection: keep-alive\r\n"
-    )
-    try:
-        resp.sock.sendall(head.encode("latin-1") + wire)
-    except OSError:
+class Sender:
+    """Writes one request's answer itself (environ_keys.SEND_KEY): Gunicorn's status line and
+    its own headers as its writer makes them (Server, Date, Connection), then the answer's
+    ``wire``, in one send. Gunicorn's writer costs about 35 us an answer (validating and
+    formatting each header, then two sends), and the watches one change wakes are answered
+    one after the other.
+
+    ``start`` writes what the socket takes at once and never waits, so a request may start
+    another's answer (watches.py); ``finish``, in the request's own greenlet, writes the rest,
+    yields, and returns Gunicorn's sign that the application answered by itself, so the worker
+    goes on to the next request on the connection."""
+
+    __slots__ = ("resp", "rest")
+
+    def __init__(self, resp: Response) -> None:
+        self.resp = resp
+        self.rest: bytes | None = None  # what start left to write; None before start
+
+    def usable(self) -> bool:
+        """Whether the connection stays open after this GET: otherwise Gunicorn's writer
+        answers, saying it closes (or, for HEAD, leaving out the body)."""
+        resp, req = self.resp, self.resp.req
+        return not (resp.must_close or req.should_close() or req.method != "GET")
+
+    def start(self, status: str, wire: bytes) -> None:
+        req = self.resp.req
+        data = (
+            f"HTTP/{req.version[0]}.{req.version[1]} {status}\r\nServer: {self.resp.version}"
+            f"\r\nDate: {_date(int(time.time()))}\r\nConnection: keep-alive\r\n"
+        ).encode("latin-1") + wire
+        try:
+            sent = self.resp.sock.send(data, 0, timeout=0.0)
+        except BlockingIOError:  # a client that does not read: finish waits for it
+            sent = 0
+        except OSError:
+            sent = len(data)
+            self._gone()
+        self.rest = data[sent:]
+
+    def finish(self) -> object:
+        try:
+            if self.rest:
+                self.resp.sock.sendall(self.rest)
+        except OSError:
+            self._gone()
+        # Other answers ready to go are written before this request's end is run.
+        gevent.sleep(0)
+        handled: object = ALREADY_HANDLED
+        return handled
+
+    def _gone(self) -> None:
         # The client has gone: end the connection quietly, as Gunicorn's writer would.
         with contextlib.suppress(OSError):
-            resp.sock.shutdown(socket.SHUT_RDWR)
-    # Other answers ready to go are written before this request's end is run.
-    gevent.sleep(0)
-    handled: object = ALREADY_HANDLED
-    return handled
+            self.resp.sock.shutdown(socket.SHUT_RDWR)
 
 
 @functools.lru_cache(maxsize=2)

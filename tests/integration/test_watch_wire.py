@@ -138,3 +138,21 @@ def test_a_watcher_gone_before_the_change_costs_nothing_but_its_socket(
         assert httpx.get(server.url + URL, timeout=10).status_code == 200
         log = server.output()
         assert "Traceback" not in log and "unexpected error" not in log
+
+
+def test_a_watch_whose_wait_elapses_answers_none_of_those_still_waiting_from_its_index(
+    start_server: Callable[..., Server],
+) -> None:
+    server = serve(start_server)
+    publish(server, "a")
+    n = index(server)
+    with Connection(server) as short, Connection(server) as long:
+        long.ask(f"{URL}?index={n}&wait=30s")
+        short.ask(f"{URL}?index={n}&wait=300ms")
+        _, headers, _ = short.answer()
+        assert int(dict(headers)["X-Registry-Index"]) == n  # elapsed: the same index
+        assert watching(server) == 1  # the long one still waits
+        publish(server, "b")
+        _, headers, body = long.answer()
+        assert int(dict(headers)["X-Registry-Index"]) > n
+        assert [c["uid"] for c in json.loads(body)["connections"]] == ["a", "b"]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, Response
 from flask.testing import FlaskClient
 
 from connection_flask.app import create_app
@@ -312,18 +312,47 @@ def test_wake_waiters_alone_does_not_end_a_wait_whose_stop_does_not_hold() -> No
 # ----------------------------------------------------------------------------- shared answers
 
 
-def test_an_answer_is_shared_for_the_same_key_within_share_seconds(app: Flask) -> None:
-    w = watches(app)
-    w.share(("p", 7), (b"seven", 200))
-    assert w.shared(("p", 7)) == (b"seven", 200)
-    assert w.shared(("p", 8)) is None  # another index is another answer
+class Renders:
+    """A render function for Watches.answer that counts its calls: its nth answer is "rN"."""
+
+    def __init__(self, app: Flask, seconds: float = 0.0) -> None:
+        self.app, self.seconds, self.count = app, seconds, 0
+
+    def __call__(self) -> Response:
+        self.count += 1
+        body = f"r{self.count}"
+        time.sleep(self.seconds)
+        return Response(body)
+
+    def answer(self, index: int) -> bytes:
+        with self.app.test_request_context():
+            return watches(self.app).answer("q", index, self).get_data()
+
+
+def test_an_answer_is_shared_for_the_same_query_and_index_within_share_seconds(
+    app: Flask,
+) -> None:
+    renders = Renders(app)
+    assert [renders.answer(7), renders.answer(7), renders.answer(8)] == [b"r1", b"r1", b"r2"]
     time.sleep(SHARE_SECONDS + 0.01)
-    assert w.shared(("p", 7)) is None
+    assert renders.answer(7) == b"r3"
 
 
 def test_shared_answers_are_bounded_dropping_the_oldest(app: Flask) -> None:
-    w = watches(app)
+    renders = Renders(app)
     for i in range(SHARED_ANSWERS + 1):
-        w.share(("p", i), (b"", 200))
-    assert w.shared(("p", 0)) is None
-    assert w.shared(("p", SHARED_ANSWERS)) is not None
+        renders.answer(i)
+    assert renders.answer(SHARED_ANSWERS) == f"r{SHARED_ANSWERS + 1}".encode()  # still kept
+    assert renders.answer(0) == f"r{SHARED_ANSWERS + 2}".encode()  # dropped: rendered anew
+
+
+def test_watches_asking_the_same_at_once_wait_for_one_render(app: Flask) -> None:
+    renders = Renders(app, seconds=0.2)
+    bodies: list[bytes] = []
+    threads = [threading.Thread(target=lambda: bodies.append(renders.answer(7))) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert bodies == [b"r1"] * 5
+    assert renders.count == 1
