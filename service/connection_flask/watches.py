@@ -1,5 +1,5 @@
-"""Watches (admin API requests with ``index=N``): how many may wait at once, and their end when
-the server drains.
+"""Watches (admin API requests with ``index=N``): how many may wait at once, how the answers
+one change wakes go out (``Watches.answer``), and their end when the server drains.
 
 A waiting watch costs what a request costs in the worker class that serves it (the wait itself
 is the store's ``wait_change``, store/changes.py):
