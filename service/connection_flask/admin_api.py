@@ -24,7 +24,7 @@ from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 
 from connection_flask.environ_keys import ENDPOINT_KEY
-from connection_flask.errors import Invalid
+from connection_flask.errors import Invalid, TooManyWatches
 from connection_flask.matching import Matcher, PatternError, compile_matcher
 from connection_flask.query_args import single_values
 from connection_flask.settings import Settings
@@ -78,18 +78,17 @@ def api_connections(partition: str) -> Response:
         return _answer(*_render(registry, partition, index, q), index)
     request.environ[ENDPOINT_KEY] = "api_watch"
     watches = Watches.of_app()
-    refused = watches.wait(partition, q.index, q.wait)
-    index = registry.index(partition)
-    if refused is not None:
-        refused.headers[INDEX_HEADER] = str(index)
-        return refused
-    # The watches one change wakes ask for the same answer at the same moment: one renders
-    # it, the others send it on (watches.py).
-    key = (partition, index, q.matcher.pattern, q.data_type, q.limit, q.cursor)
-    answer = watches.shared(key)
-    if answer is None:
-        answer = watches.share(key, _render(registry, partition, index, q))
-    return _answer(*answer, index)
+    query = (partition, q.matcher.pattern, q.data_type, q.limit, q.cursor)
+    try:
+        moved = watches.wait(partition, q.index, q.wait, query)
+    except TooManyWatches as refused:
+        refused.headers[INDEX_HEADER] = str(registry.index(partition))
+        raise
+    # A change tells the index to the watches it wakes; a wait that ended otherwise reads it.
+    index = registry.index(partition) if moved is None else moved
+    return watches.answer(
+        query, index, lambda: _answer(*_render(registry, partition, index, q), index)
+    )
 
 
 def _render(registry: Store, partition: str, index: int, q: _Query) -> tuple[bytes, int]:

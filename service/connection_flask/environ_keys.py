@@ -8,3 +8,8 @@ sets PROMETHEUS_MULTIPROC_DIR, nor redis (and so ssl) before gevent patches it i
 # A view may name its request's metrics endpoint label here instead of its route's name: a watch
 # is "api_watch", so its wait stays out of the connections endpoint's latency.
 ENDPOINT_KEY = "connection_flask.endpoint"
+
+# Set by the gevent worker on each request unless it logs answered watches: a worker.Sender,
+# which writes a whole answer to the socket itself (watches.py). ``wire`` is the answer's
+# header lines, a blank line and its body; the server puts its own first.
+SEND_KEY = "connection_flask.send"

@@ -27,16 +27,19 @@ REASONS = (
     "registry_full",
     "unauthorized",
     "store_unavailable",
+    "too_many_watches",
 )
 
 
 class Rejected(Exception):
     """The request cannot be served as sent; ``reason`` is one of REASONS. A subclass names its
-    status and its usual reason: ``class Gone(Rejected, status=410, reason="gone")``."""
+    status and its usual reason: ``class Gone(Rejected, status=410, reason="gone")``, and may
+    name headers every answer of its kind carries (``usual_headers``); ``headers`` are this
+    answer's."""
 
     status: ClassVar[int]
     usual_reason: ClassVar[str]
-    headers: ClassVar[Mapping[str, str]] = {}
+    usual_headers: ClassVar[Mapping[str, str]] = {}
 
     def __init_subclass__(cls, *, status: int, reason: str) -> None:
         cls.status, cls.usual_reason = status, reason
@@ -45,6 +48,7 @@ class Rejected(Exception):
         super().__init__(message)
         self.message = message
         self.reason = reason or self.usual_reason
+        self.headers = dict(self.usual_headers)
 
 
 class Invalid(Rejected, status=400, reason="invalid_request"):
@@ -54,7 +58,9 @@ class Invalid(Rejected, status=400, reason="invalid_request"):
 class Unauthorized(Rejected, status=401, reason="unauthorized"):
     """The endpoint needs a token the request did not carry (auth.py decides which)."""
 
-    headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": 'Bearer realm="connection-flask"'}
+    usual_headers: ClassVar[Mapping[str, str]] = {
+        "WWW-Authenticate": 'Bearer realm="connection-flask"'
+    }
 
 
 class BodyTimeout(Rejected, status=408, reason="body_timeout"):
@@ -63,6 +69,13 @@ class BodyTimeout(Rejected, status=408, reason="body_timeout"):
 
 class BodyTooLarge(Rejected, status=413, reason="body_too_large"):
     """The body is past CONNECTION_FLASK_MAX_BODY_BYTES."""
+
+
+class TooManyWatches(Rejected, status=429, reason="too_many_watches"):
+    """CONNECTION_FLASK_MAX_WATCHES watches already wait, or this worker cannot hold one
+    (watches.py); the client may ask again after Retry-After seconds."""
+
+    usual_headers: ClassVar[Mapping[str, str]] = {"Retry-After": "1"}
 
 
 # A store's own exceptions: (status, reason) each is answered with; the message is str(exc).

@@ -6,6 +6,7 @@ Used as ``gunicorn --config python:connection_flask.gunicorn_conf connection_fla
 
 from __future__ import annotations
 
+import inspect
 import os
 import resource
 import signal
@@ -102,7 +103,7 @@ def raise_fd_limit(needed: int, log: Any) -> None:
 # to finish. The process is gone within DRAIN_SECONDS + GRACEFUL_TIMEOUT of the SIGTERM (the
 # arbiter's graceful_timeout above). SIGINT and SIGQUIT still stop at once.
 def post_worker_init(worker: Any) -> None:
-    draining = _draining_event(worker.wsgi)
+    draining = _draining_event(inspect.unwrap(worker.wsgi))
     original = signal.getsignal(signal.SIGTERM)
     if draining is None or not callable(original):
         return

@@ -148,9 +148,27 @@ def test_a_wait_on_one_replica_wakes_on_a_change_made_through_another(
     change = [Connection("b", "tcp://h:1", "T", 0)]
     threading.Timer(0.2, changing.publish, ("p", change)).start()
     start = time.monotonic()
-    assert waiting.wait_change("p", n, 10.0)
+    assert waiting.wait_change("p", n, 10.0) == waiting.index("p") > n
     assert time.monotonic() - start < 5
-    assert waiting.index("p") > n
+
+
+def test_a_woken_wait_reads_no_index_from_redis_the_change_message_carries_it(
+    replica: Callable[..., RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waiting, changing = replica(prefix="w"), replica(prefix="w")
+    changing.publish("p", [Connection("a", "tcp://h:1", "T", 0)])
+    n = waiting.index("p")
+    reads: list[str] = []
+    read = waiting.index
+
+    def counted(partition: str | None = None) -> int:
+        reads.append(str(partition))
+        return read(partition)
+
+    monkeypatch.setattr(waiting, "index", counted)
+    threading.Timer(0.2, changing.publish, ("p", [Connection("b", "tcp://h:1", "T", 0)])).start()
+    assert waiting.wait_change("p", n, 10.0) == changing.index("p") > n
+    assert reads == ["p", "p"]  # before and once registered; none once woken
 
 
 def test_a_lookup_is_one_round_trip(

@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, Response
 from flask.testing import FlaskClient
 
 from connection_flask.app import create_app
 from connection_flask.settings import Settings
 from connection_flask.store import Connection, MemoryStore
+from connection_flask.store.changes import Notifier
 from connection_flask.watches import SHARE_SECONDS, SHARED_ANSWERS, WATCHES, Watches
 from tests.helpers import FakeClock, conn
 
@@ -179,6 +180,7 @@ def test_a_watch_beyond_the_most_allowed_gets_429_with_retry_after(
     assert r.headers["Retry-After"] == "1"
     assert "CONNECTION_FLASK_MAX_WATCHES" in r.json["error"]
     assert int(r.headers["X-Registry-Index"]) == n
+    assert 'rejected_requests_total{reason="too_many_watches"} 1.0' in client.get("/metrics").text
     publish(client, "b")
     assert [answered(w).status_code for w in waiting] == [200, 200, 200]
     assert client.get(f"{URL}?index={n}&wait=30s").status_code == 200  # room again, and changed
@@ -254,6 +256,37 @@ def test_wait_change_wakes_on_a_change_from_another_thread() -> None:
     assert time.monotonic() - start_time < 5
 
 
+def test_a_woken_wait_takes_its_index_from_the_change_and_reads_none() -> None:
+    notifier, reads = Notifier(), []
+
+    def current(partition: str) -> int:
+        reads.append(partition)
+        return 5
+
+    threading.Timer(0.1, notifier.notify, ("p", 9)).start()
+    assert notifier.wait("p", current, 5, 10.0, stop=lambda: False) == 9
+    assert reads == ["p", "p"]  # before and once registered; none once woken
+
+
+def test_many_waits_on_a_partition_all_wake_and_none_stays_registered() -> None:
+    s = MemoryStore(10.0, 60.0)
+    s.publish("p", [Connection("a", "tcp://x:1", "T", 0)])
+    n = s.index("p")
+    woken: list[int | None] = []
+    threads = [
+        threading.Thread(target=lambda: woken.append(s.wait_change("p", n, 10.0)))
+        for _ in range(20)
+    ]
+    for t in threads:
+        t.start()
+    s.publish("p", [Connection("b", "tcp://x:1", "T", 0)])
+    for t in threads:
+        t.join(5)
+    assert woken == [s.index("p")] * 20
+    assert s.wait_change("p", n, 0.01) == s.index("p")  # moved: at once, nothing registered
+    assert s._parts.notifier.waiting() == 0
+
+
 def test_wait_change_ends_after_wake_waiters_once_stop_holds() -> None:
     s = MemoryStore(10.0, 60.0)
     stop = threading.Event()
@@ -279,18 +312,47 @@ def test_wake_waiters_alone_does_not_end_a_wait_whose_stop_does_not_hold() -> No
 # ----------------------------------------------------------------------------- shared answers
 
 
-def test_an_answer_is_shared_for_the_same_key_within_share_seconds(app: Flask) -> None:
-    w = watches(app)
-    w.share(("p", 7), (b"seven", 200))
-    assert w.shared(("p", 7)) == (b"seven", 200)
-    assert w.shared(("p", 8)) is None  # another index is another answer
+class Renders:
+    """A render function for Watches.answer that counts its calls: its nth answer is "rN"."""
+
+    def __init__(self, app: Flask, seconds: float = 0.0) -> None:
+        self.app, self.seconds, self.count = app, seconds, 0
+
+    def __call__(self) -> Response:
+        self.count += 1
+        body = f"r{self.count}"
+        time.sleep(self.seconds)
+        return Response(body)
+
+    def answer(self, index: int) -> bytes:
+        with self.app.test_request_context():
+            return watches(self.app).answer("q", index, self).get_data()
+
+
+def test_an_answer_is_shared_for_the_same_query_and_index_within_share_seconds(
+    app: Flask,
+) -> None:
+    renders = Renders(app)
+    assert [renders.answer(7), renders.answer(7), renders.answer(8)] == [b"r1", b"r1", b"r2"]
     time.sleep(SHARE_SECONDS + 0.01)
-    assert w.shared(("p", 7)) is None
+    assert renders.answer(7) == b"r3"
 
 
 def test_shared_answers_are_bounded_dropping_the_oldest(app: Flask) -> None:
-    w = watches(app)
+    renders = Renders(app)
     for i in range(SHARED_ANSWERS + 1):
-        w.share(("p", i), (b"", 200))
-    assert w.shared(("p", 0)) is None
-    assert w.shared(("p", SHARED_ANSWERS)) is not None
+        renders.answer(i)
+    assert renders.answer(SHARED_ANSWERS) == f"r{SHARED_ANSWERS + 1}".encode()  # still kept
+    assert renders.answer(0) == f"r{SHARED_ANSWERS + 2}".encode()  # dropped: rendered anew
+
+
+def test_watches_asking_the_same_at_once_wait_for_one_render(app: Flask) -> None:
+    renders = Renders(app, seconds=0.2)
+    bodies: list[bytes] = []
+    threads = [threading.Thread(target=lambda: bodies.append(renders.answer(7))) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert bodies == [b"r1"] * 5
+    assert renders.count == 1

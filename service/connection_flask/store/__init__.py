@@ -76,10 +76,11 @@ class Store(Protocol):
 
     def wait_change(
         self, partition: str, index: int, timeout: float, stop: Callable[[], bool] = ...
-    ) -> bool:
-        """Block until ``index(partition)`` is no longer ``index`` (True), or ``timeout``
-        seconds pass or ``stop()`` holds after a wake_waiters (False). Must not hold a thread
-        under gevent: wait on an Event made at call time (changes.py)."""
+    ) -> int | None:
+        """Block until ``index(partition)`` is no longer ``index`` and return the index it
+        moved to, or return None when ``timeout`` seconds pass or ``stop()`` holds after a
+        wake_waiters. Must not hold a thread under gevent: wait on an Event made at call time
+        (changes.py)."""
 
     def wake_waiters(self) -> None:
         """Wake every wait_change in this process: those whose ``stop()`` holds return."""

@@ -296,7 +296,7 @@ class MemoryStore:
 
     def wait_change(
         self, partition: str, index: int, timeout: float, stop: Callable[[], bool] = _never
-    ) -> bool:
+    ) -> int | None:
         return self._parts.notifier.wait(partition, self._parts.index_of, index, timeout, stop=stop)
 
     def wake_waiters(self) -> None:

@@ -158,7 +158,7 @@ class Partitions:
     def changed(self, part: Partition) -> None:
         self.last_index += 1
         part.modify_index = self.last_index
-        self.notifier.notify(part.name)
+        self.notifier.notify(part.name, part.modify_index)
 
     def holds(self, part: Partition) -> bool:
         """Whether ``part`` is still the partition of its name: a walk that began before a
@@ -208,5 +208,5 @@ class Partitions:
         self.expired_seen -= part.expired_seen
         self.last_index += 1
         self.removed_index = self.last_index
-        self.notifier.notify_unheld(self.by_name.__contains__)
+        self.notifier.notify_unheld(self.by_name.__contains__, self.removed_index)
         return len(part.entries)

@@ -1,10 +1,11 @@
 """Waits on a Redis store's change indexes, in every process that shares it.
 
-Each script that changes a partition publishes the partition's name on the store's channel
-(``{prefix}:changes``; "*" when partitions were removed, which raises the index of every one
-not held). A process whose requests wait for changes (watches) runs one listener thread for
-that channel, started by its first wait, which hands each message to changes.Notifier: the
-same waiting the in-memory store does, woken across workers and replicas.
+Each script that changes a partition publishes its new index and its name on the store's
+channel (``{prefix}:changes``, ``i<index> <partition>``; "*" when partitions were removed, which
+raises the index of every one not held). A process whose requests wait for changes (watches)
+runs one listener thread for that channel, started by its first wait, which hands each message
+to changes.Notifier: the same waiting the in-memory store does, woken across workers and
+replicas.
 
 Redis down: waits still end at their timeout, reading the index raises StoreUnavailable, and
 the listener subscribes again once Redis is back, then wakes every wait to read its index again
@@ -88,10 +89,13 @@ class ChangeListener:
                     self._subscribed.set()
                     self.notifier.wake_all()  # changes before, or while Redis was away
                     continue
-                data = message["data"].decode()
-                if data.startswith("p"):
-                    self.notifier.notify(data[1:])
-                else:
-                    self.notifier.wake_all()
+                self._hand_on(message["data"].decode())
         finally:
             pubsub.close()
+
+    def _hand_on(self, data: str) -> None:
+        if data.startswith("i"):  # "i<index> <partition>"
+            index, _, partition = data[1:].partition(" ")
+            self.notifier.notify(partition, int(index))
+        else:  # "*", or another form from another version (a rolling update): all read again
+            self.notifier.wake_all()

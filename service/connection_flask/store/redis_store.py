@@ -292,7 +292,7 @@ class RedisStore:
 
     def wait_change(
         self, partition: str, index: int, timeout: float, stop: Callable[[], bool] = _never
-    ) -> bool:
+    ) -> int | None:
         self._changes.ensure(min(timeout, self.timeout * 5))
         return self._changes.notifier.wait(partition, self.index, index, timeout, stop=stop)
 
