@@ -209,3 +209,13 @@ def test_the_document_carries_the_package_version() -> None:
     from connection_flask import __version__
 
     assert openapi.document(Settings())["info"]["version"] == __version__
+
+
+def test_an_unknown_query_parameter_on_a_get_gets_a_documented_status() -> None:
+    doc = openapi.document(Settings())
+    client = create_app(Settings()).test_client()
+    for path, method, operation in operations(doc):
+        if method != "GET":
+            continue
+        status = client.get(path.replace("{partition}", "p") + "?zz=1").status_code
+        assert str(status) in operation["responses"], f"GET {path}?zz=1 answered {status}"
