@@ -14,6 +14,7 @@ watch from it answers at once rather than missing the change. Same read token as
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -29,8 +30,8 @@ from connection_flask.matching import Matcher, PatternError, compile_matcher
 from connection_flask.query_args import single_values
 from connection_flask.settings import Settings
 from connection_flask.state import state
-from connection_flask.store import EntryView, Store
-from connection_flask.watches import Watches
+from connection_flask.store import EntryView, Store, StoreUnavailable
+from connection_flask.watches import Watches, answer_started
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/v1")
 
@@ -82,8 +83,12 @@ def api_connections(partition: str) -> Response:
     try:
         moved = watches.wait(partition, q.index, q.wait, query)
     except TooManyWatches as refused:
-        refused.headers[INDEX_HEADER] = str(registry.index(partition))
+        with contextlib.suppress(StoreUnavailable):  # still a 429, without the index
+            refused.headers[INDEX_HEADER] = str(registry.index(partition))
         raise
+    done = answer_started()
+    if done is not None:
+        return done
     # A change tells the index to the watches it wakes; a wait that ended otherwise reads it.
     index = registry.index(partition) if moved is None else moved
     return watches.answer(

@@ -51,13 +51,16 @@ SHARED_ANSWERS = 64
 class Sender(Protocol):
     """What the gevent worker offers each request (worker.Sender, environ_keys.SEND_KEY)."""
 
-    rest: bytes | None  # None until started
+    rest: bytes | None  # None until started; then also ``status``
 
     def usable(self) -> bool: ...
 
     def start(self, status: str, wire: bytes) -> None: ...
 
     def finish(self) -> object: ...
+
+    @property
+    def status(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +185,8 @@ class Watches:
         answer = self._rendered((query, index), render)
         with self._lock:
             waiting = self._senders.get(query, {})
-            due = [sender for sender, since in waiting.items() if since != index]
+            # Indexes only grow: a watch from a later index has seen this answer's change.
+            due = [sender for sender, since in waiting.items() if since < index]
             self._unlist(query, due)
         for other in due:
             other.start(answer.status, answer.wire)
@@ -191,7 +195,7 @@ class Watches:
             return answer.response()
         if sender.rest is None:
             sender.start(answer.status, answer.wire)
-        return _Sent(answer.status, sender.finish())
+        return answered(sender)
 
     def _rendered(self, key: Hashable, render: Callable[[], Response]) -> Answer:
         """The answer shared for ``key``, rendered by one watch while the others asking for it
@@ -246,6 +250,18 @@ class Watches:
                 if self.active == 0:
                     self._helper = False
                     return
+
+
+def answer_started() -> Response | None:
+    """This watch's response if another watch already started writing its answer (``answer``),
+    which it then only finishes: nothing else may be sent or even read from the store first."""
+    sender = _sender()
+    return None if sender is None or sender.rest is None else answered(sender)
+
+
+def answered(sender: Sender) -> Response:
+    """Finish the answer ``sender`` started; Flask ends the request with the status it sent."""
+    return _Sent(sender.status, sender.finish())
 
 
 def _sender() -> Sender | None:

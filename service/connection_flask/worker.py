@@ -86,18 +86,27 @@ class _Answering:
         self.offer_send = offer_send
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        # Gunicorn's start_response is a method of the request's Response.
+        # Gunicorn's start_response is a method of the request's Response; an HTTP/2 stream's
+        # (a subclass) shares its socket with the connection's other streams: left alone.
         resp = getattr(start_response, "__self__", None)
-        if not isinstance(resp, Response):
+        if resp is None or type(resp) is not Response:
             return self.__wrapped__(environ, start_response)
-        if self.offer_send:
-            environ[SEND_KEY] = Sender(resp)
+        sender = Sender(resp) if self.offer_send else None
+        if sender is not None:
+            environ[SEND_KEY] = sender
 
         def corked(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             _cork(resp.sock, 1)
             return start_response(status, headers, exc_info)
 
-        return self.__wrapped__(environ, corked)
+        answer = self.__wrapped__(environ, corked)
+        if sender is None or sender.rest is None or answer is ALREADY_HANDLED:
+            return answer
+        # Another request started this one's answer, and the application answered again
+        # (an error after it was woken): the client must get only the first.
+        if hasattr(answer, "close"):
+            answer.close()
+        return sender.finish()
 
 
 class Sender:
@@ -112,19 +121,22 @@ class Sender:
     yields, and returns Gunicorn's sign that the application answered by itself, so the worker
     goes on to the next request on the connection."""
 
-    __slots__ = ("resp", "rest")
+    __slots__ = ("resp", "rest", "status")
 
     def __init__(self, resp: Response) -> None:
         self.resp = resp
         self.rest: bytes | None = None  # what start left to write; None before start
+        self.status = ""  # the status line's code and reason, once started
 
     def usable(self) -> bool:
-        """Whether the connection stays open after this GET: otherwise Gunicorn's writer
-        answers, saying it closes (or, for HEAD, leaving out the body)."""
+        """Whether this is a GET on a plain HTTP/1 connection that stays open after it:
+        otherwise Gunicorn's writer answers, saying it closes (or, for HEAD, leaving out the
+        body). TLS is left to it too: a TLS socket's send may wait, and ``start`` must not."""
         resp, req = self.resp, self.resp.req
-        return not (resp.must_close or req.should_close() or req.method != "GET")
+        return not (resp.must_close or req.should_close() or req.method != "GET" or resp.cfg.is_ssl)
 
     def start(self, status: str, wire: bytes) -> None:
+        self.status = status
         req = self.resp.req
         data = (
             f"HTTP/{req.version[0]}.{req.version[1]} {status}\r\nServer: {self.resp.version}"

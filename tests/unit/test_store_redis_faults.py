@@ -171,6 +171,27 @@ def test_a_woken_wait_reads_no_index_from_redis_the_change_message_carries_it(
     assert reads == ["p", "p"]  # before and once registered; none once woken
 
 
+def test_a_change_message_it_cannot_read_wakes_every_wait_and_the_listener_goes_on(
+    replica: Callable[..., RedisStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    waiting, changing = replica(prefix="w"), replica(prefix="w")
+    changing.publish("p", [Connection("a", "tcp://h:1", "T", 0)])
+    n = waiting.index("p")
+    threading.Timer(0.1, changing.client().publish, ("w:changes", "ibad p")).start()
+    threading.Timer(0.3, changing.publish, ("p", [Connection("b", "tcp://h:1", "T", 0)])).start()
+    assert waiting.wait_change("p", n, 10.0) == changing.index("p") > n
+    assert "subscribing again" not in caplog.text
+
+
+def test_too_many_watches_is_still_a_429_with_redis_down(own_redis: RedisServer) -> None:
+    app = create_app(Settings(store=own_redis.url, store_timeout=TIMEOUT, worker_class="sync"))
+    try:
+        r = app.test_client().get("/api/v1/partitions/p/connections?index=1")
+        assert r.status_code == 429 and "X-Registry-Index" not in r.headers
+    finally:
+        close_store(app)
+
+
 def test_a_lookup_is_one_round_trip(
     replica: Callable[..., RedisStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:

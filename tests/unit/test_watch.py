@@ -268,6 +268,13 @@ def test_a_woken_wait_takes_its_index_from_the_change_and_reads_none() -> None:
     assert reads == ["p", "p"]  # before and once registered; none once woken
 
 
+def test_a_change_handing_over_an_index_not_past_the_waits_is_read_again() -> None:
+    # A replica's late message about a change this wait has already seen.
+    notifier, values = Notifier(), iter([5, 5, 7])
+    threading.Timer(0.1, notifier.notify, ("p", 3)).start()
+    assert notifier.wait("p", lambda _: next(values), 5, 10.0, stop=lambda: False) == 7
+
+
 def test_many_waits_on_a_partition_all_wake_and_none_stays_registered() -> None:
     s = MemoryStore(10.0, 60.0)
     s.publish("p", [Connection("a", "tcp://x:1", "T", 0)])

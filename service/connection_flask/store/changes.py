@@ -129,7 +129,10 @@ class Notifier:
             finally:
                 if not change.event.is_set():  # else the waker has already let it go
                     self._leave(partition, change)
-            now = current(partition) if change.index is None else change.index
+            # The index a change hands over, unless it is not past ``index``: a replica's
+            # late message about a change this wait has already seen.
+            given = change.index
+            now = given if given is not None and given > index else current(partition)
         return now
 
     def waiting(self) -> int:

@@ -94,8 +94,8 @@ class ChangeListener:
             pubsub.close()
 
     def _hand_on(self, data: str) -> None:
-        if data.startswith("i"):  # "i<index> <partition>"
-            index, _, partition = data[1:].partition(" ")
+        index, _, partition = data[1:].partition(" ")
+        if data.startswith("i") and index.isdigit():  # "i<index> <partition>"
             self.notifier.notify(partition, int(index))
         else:  # "*", or another form from another version (a rolling update): all read again
             self.notifier.wake_all()
