@@ -9,7 +9,7 @@ sets PROMETHEUS_MULTIPROC_DIR, nor redis (and so ssl) before gevent patches it i
 # is "api_watch", so its wait stays out of the connections endpoint's latency.
 ENDPOINT_KEY = "connection_flask.endpoint"
 
-# Set by the gevent worker on each request unless it logs answered watches: a worker.Sender,
-# which writes a whole answer to the socket itself (watches.py). ``wire`` is the answer's
-# header lines, a blank line and its body; the server puts its own first.
+# Set by the gevent worker, unless it logs answered watches, on each request whose answer it may
+# write itself (worker.sendable): a worker.Sender, which writes a whole answer (watches.py).
+# ``wire`` is the answer's header lines, a blank line and its body; the server puts its own first.
 SEND_KEY = "connection_flask.send"

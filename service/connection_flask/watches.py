@@ -53,8 +53,6 @@ class Sender(Protocol):
 
     rest: bytes | None  # None until started; then also ``status``
 
-    def usable(self) -> bool: ...
-
     def start(self, status: str, wire: bytes) -> None: ...
 
     def finish(self) -> object: ...
@@ -265,9 +263,9 @@ def answered(sender: Sender) -> Response:
 
 
 def _sender() -> Sender | None:
-    """This request's Sender, if it may write the answer itself."""
+    """This request's Sender: offered only when it may write the answer itself."""
     sender: Sender | None = request.environ.get(SEND_KEY)
-    return sender if sender is not None and sender.usable() else None
+    return sender
 
 
 def _refusal(limit: int) -> TooManyWatches:

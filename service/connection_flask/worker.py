@@ -91,7 +91,7 @@ class _Answering:
         resp = getattr(start_response, "__self__", None)
         if resp is None or type(resp) is not Response:
             return self.__wrapped__(environ, start_response)
-        sender = Sender(resp) if self.offer_send else None
+        sender = Sender(resp) if self.offer_send and sendable(resp) else None
         if sender is not None:
             environ[SEND_KEY] = sender
 
@@ -107,6 +107,16 @@ class _Answering:
         if hasattr(answer, "close"):
             answer.close()
         return sender.finish()
+
+
+def sendable(resp: Response) -> bool:
+    """Whether a Sender may write this request's answer: a GET on a plain HTTP/1 connection
+    that stays open after it. Otherwise Gunicorn's writer answers, saying it closes (or, for
+    HEAD, leaving out the body); TLS is left to it too, as a TLS socket's send may wait and
+    ``start`` must not. Decided once, when the request reaches the application: Gunicorn has
+    set all this reads by then (``must_close`` when the worker stops or reached max_requests)."""
+    req = resp.req
+    return not (resp.must_close or req.should_close() or req.method != "GET" or resp.cfg.is_ssl)
 
 
 class Sender:
@@ -127,13 +137,6 @@ class Sender:
         self.resp = resp
         self.rest: bytes | None = None  # what start left to write; None before start
         self.status = ""  # the status line's code and reason, once started
-
-    def usable(self) -> bool:
-        """Whether this is a GET on a plain HTTP/1 connection that stays open after it:
-        otherwise Gunicorn's writer answers, saying it closes (or, for HEAD, leaving out the
-        body). TLS is left to it too: a TLS socket's send may wait, and ``start`` must not."""
-        resp, req = self.resp, self.resp.req
-        return not (resp.must_close or req.should_close() or req.method != "GET" or resp.cfg.is_ssl)
 
     def start(self, status: str, wire: bytes) -> None:
         self.status = status

@@ -20,7 +20,7 @@ from gunicorn.workers.base_async import ALREADY_HANDLED
 
 from connection_flask.environ_keys import SEND_KEY
 from connection_flask.watches import answer_started
-from connection_flask.worker import Sender, _Answering
+from connection_flask.worker import Sender, _Answering, sendable
 from tests.unit.test_watch import publish, watches
 
 QUERY = ("p", ".*", None, 100, None)
@@ -117,14 +117,14 @@ def test_a_sender_writes_only_a_get_whose_connection_stays_open(
     request_line: bytes, usable: bool
 ) -> None:
     for sender, _ in sender_for(request_line):
-        assert sender.usable() is usable
+        assert sendable(sender.resp) is usable
 
 
 def test_a_sender_leaves_tls_to_gunicorns_writer() -> None:
     cfg = Config()
     cfg.set("certfile", "/etc/ssl/certs/server.pem")
     for sender, _ in sender_for(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", cfg):
-        assert not sender.usable()
+        assert not sendable(sender.resp)
 
 
 def test_an_app_answering_again_after_its_answer_was_started_sends_nothing_more(
